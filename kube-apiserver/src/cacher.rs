@@ -1,0 +1,331 @@
+//! The watch cache of one resource (upstream's `Cacher`).
+//!
+//! One storage watch per resource feeds an in-memory copy of every object plus a bounded window
+//! of recent events. Every client watch and every `resourceVersion=0` list is served from here,
+//! so a thousand watchers cost one etcd watch. A client watch is "events after revision R": the
+//! window answers any R it still covers and anything older is `410 Gone`, as upstream.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tracing::{debug, warn};
+
+use crate::storage::{KeyValue, ListOptions, Revision, Storage, StorageError, WatchEventType};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to one object, as seen by the cache.
+#[derive(Debug)]
+pub struct CachedEvent {
+    pub event_type: EventType,
+    pub key: String,
+    /// The object after the change (for deletions: its last state, carrying the deletion's revision).
+    pub object: Arc<Value>,
+    /// The object before the change, if it existed.
+    pub prev: Option<Arc<Value>>,
+    pub rv: Revision,
+}
+
+/// Turns stored bytes into an API object with `metadata.resourceVersion` set.
+pub type Decoder = fn(&KeyValue) -> Result<Value, String>;
+
+struct Inner {
+    objects: BTreeMap<String, Arc<Value>>,
+    events: VecDeque<Arc<CachedEvent>>,
+    /// Latest revision applied.
+    rv: Revision,
+    /// Every event with a revision greater than this is in `events`.
+    oldest: Revision,
+    tx: broadcast::Sender<Arc<CachedEvent>>,
+    ready: bool,
+}
+
+/// Why a watch could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("too old resource version: {requested} ({oldest})")]
+    TooOld { requested: Revision, oldest: Revision },
+    #[error("watch cache is not initialized yet")]
+    NotReady,
+}
+
+pub struct Cacher {
+    storage: Arc<dyn Storage>,
+    prefix: String,
+    capacity: usize,
+    decode: Decoder,
+    inner: RwLock<Inner>,
+    ready_notify: tokio::sync::Notify,
+}
+
+/// What a new watcher gets: buffered events to replay and a receiver for live ones.
+pub struct Subscription {
+    pub backlog: Vec<Arc<CachedEvent>>,
+    pub live: broadcast::Receiver<Arc<CachedEvent>>,
+    /// Events at or below this revision are already covered by the caller's starting point.
+    pub after: Revision,
+}
+
+const BROADCAST_CAPACITY: usize = 16 * 1024;
+
+impl Cacher {
+    /// Create the cache and start its reflector task.
+    pub fn start(storage: Arc<dyn Storage>, prefix: String, capacity: usize, decode: Decoder) -> Arc<Self> {
+        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let cacher = Arc::new(Cacher {
+            storage,
+            prefix,
+            capacity: capacity.max(100),
+            decode,
+            inner: RwLock::new(Inner {
+                objects: BTreeMap::new(),
+                events: VecDeque::new(),
+                rv: 0,
+                oldest: 0,
+                tx,
+                ready: false,
+            }),
+            ready_notify: tokio::sync::Notify::new(),
+        });
+        let weak = Arc::downgrade(&cacher);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let Some(c) = weak.upgrade() else { return };
+                match c.run_once().await {
+                    Ok(()) => backoff = Duration::from_millis(100),
+                    Err(e) => {
+                        warn!(prefix = %c.prefix, error = %e, "watch cache reflector failed; relisting");
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+                drop(c);
+                tokio::time::sleep(backoff).await;
+            }
+        });
+        cacher
+    }
+
+    /// List, then follow the storage watch until it ends.
+    async fn run_once(self: &Arc<Self>) -> Result<(), StorageError> {
+        let list = self.storage.list(&self.prefix, ListOptions::default()).await?;
+        let mut objects = BTreeMap::new();
+        for kv in &list.items {
+            match (self.decode)(kv) {
+                Ok(v) => {
+                    objects.insert(kv.key.clone(), Arc::new(v));
+                }
+                Err(e) => warn!(key = %kv.key, error = %e, "skipping undecodable object"),
+            }
+        }
+        let mut stream = self.storage.watch(&self.prefix, list.revision).await?;
+        {
+            let mut inner = self.inner.write().expect("cacher lock");
+            inner.objects = objects;
+            inner.events.clear();
+            inner.rv = list.revision;
+            inner.oldest = list.revision;
+            // Watchers of the previous generation may have missed events: end them.
+            let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+            inner.tx = tx;
+            inner.ready = true;
+        }
+        self.ready_notify.notify_waiters();
+        debug!(prefix = %self.prefix, rv = list.revision, "watch cache initialized");
+        use futures::StreamExt;
+        while let Some(ev) = stream.next().await {
+            let ev = ev?;
+            self.apply(ev);
+        }
+        Err(StorageError::Unavailable("storage watch ended".into()))
+    }
+
+    fn apply(&self, ev: crate::storage::WatchEvent) {
+        let rv = ev.kv.mod_revision;
+        let key = ev.kv.key.clone();
+        let mut inner = self.inner.write().expect("cacher lock");
+        let prev = inner.objects.get(&key).cloned();
+        let (event_type, object) = match ev.event_type {
+            WatchEventType::Put => {
+                let obj = match (self.decode)(&ev.kv) {
+                    Ok(v) => Arc::new(v),
+                    Err(e) => {
+                        warn!(key = %key, error = %e, "skipping undecodable object");
+                        inner.rv = rv;
+                        return;
+                    }
+                };
+                inner.objects.insert(key.clone(), obj.clone());
+                (if prev.is_some() { EventType::Modified } else { EventType::Added }, obj)
+            }
+            WatchEventType::Delete => {
+                inner.objects.remove(&key);
+                let Some(last) = prev.clone() else {
+                    inner.rv = rv;
+                    return;
+                };
+                let mut obj = (*last).clone();
+                set_resource_version(&mut obj, rv);
+                (EventType::Deleted, Arc::new(obj))
+            }
+        };
+        let event = Arc::new(CachedEvent { event_type, key, object, prev, rv });
+        inner.rv = rv;
+        inner.events.push_back(event.clone());
+        while inner.events.len() > self.capacity {
+            if let Some(old) = inner.events.pop_front() {
+                inner.oldest = old.rv;
+            }
+        }
+        let _ = inner.tx.send(event);
+    }
+
+    /// Wait until the first list has been loaded (or `timeout` passes).
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), CacheError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.ready_notify.notified();
+            if self.inner.read().expect("cacher lock").ready {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(CacheError::NotReady);
+            }
+        }
+    }
+
+    /// The cache's current revision.
+    pub fn revision(&self) -> Revision {
+        self.inner.read().expect("cacher lock").rv
+    }
+
+    /// A snapshot of every object under `key_prefix`, with the cache revision it reflects.
+    pub fn snapshot(&self, key_prefix: &str) -> (Vec<Arc<Value>>, Revision) {
+        let inner = self.inner.read().expect("cacher lock");
+        let items = inner
+            .objects
+            .range(key_prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(key_prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.rv)
+    }
+
+    /// Number of cached objects (for metrics).
+    pub fn len(&self) -> usize {
+        self.inner.read().expect("cacher lock").objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One cached object by key.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.inner.read().expect("cacher lock").objects.get(key).cloned()
+    }
+
+    /// Subscribe to events with revision > `after`. `TooOld` when the window no longer covers it.
+    pub fn subscribe(&self, after: Revision) -> Result<Subscription, CacheError> {
+        let inner = self.inner.read().expect("cacher lock");
+        if !inner.ready {
+            return Err(CacheError::NotReady);
+        }
+        if after < inner.oldest {
+            return Err(CacheError::TooOld { requested: after, oldest: inner.oldest + 1 });
+        }
+        let start = inner.events.partition_point(|e| e.rv <= after);
+        let backlog = inner.events.range(start..).cloned().collect();
+        Ok(Subscription { backlog, live: inner.tx.subscribe(), after })
+    }
+
+    /// Subscribe starting from the cache's current state: the snapshot under `key_prefix`
+    /// plus every later event, atomically.
+    pub fn snapshot_and_subscribe(&self, key_prefix: &str) -> Result<(Vec<Arc<Value>>, Subscription), CacheError> {
+        let inner = self.inner.read().expect("cacher lock");
+        if !inner.ready {
+            return Err(CacheError::NotReady);
+        }
+        let items = inner
+            .objects
+            .range(key_prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(key_prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        Ok((items, Subscription { backlog: Vec::new(), live: inner.tx.subscribe(), after: inner.rv }))
+    }
+}
+
+/// Set `metadata.resourceVersion` on an object.
+pub fn set_resource_version(obj: &mut Value, rv: Revision) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+}
+
+/// Decide what a filtered watcher sees for one event: upstream turns an object that starts
+/// matching into ADDED and one that stops matching into DELETED.
+pub fn filter_event(ev: &CachedEvent, matches: impl Fn(&Value) -> bool) -> Option<(EventType, Arc<Value>)> {
+    let cur = matches(&ev.object);
+    match ev.event_type {
+        EventType::Added => cur.then(|| (EventType::Added, ev.object.clone())),
+        EventType::Deleted => cur.then(|| (EventType::Deleted, ev.object.clone())),
+        EventType::Modified => {
+            let was = ev.prev.as_deref().map(&matches).unwrap_or(false);
+            match (was, cur) {
+                (true, true) => Some((EventType::Modified, ev.object.clone())),
+                (false, true) => Some((EventType::Added, ev.object.clone())),
+                (true, false) => {
+                    let mut old = ev.prev.as_deref().cloned().unwrap_or(Value::Null);
+                    set_resource_version(&mut old, ev.rv);
+                    Some((EventType::Deleted, Arc::new(old)))
+                }
+                (false, false) => None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(t: EventType, obj: Value, prev: Option<Value>) -> CachedEvent {
+        CachedEvent { event_type: t, key: "k".into(), object: Arc::new(obj), prev: prev.map(Arc::new), rv: 7 }
+    }
+
+    #[test]
+    fn filter_transitions() {
+        let m = |v: &Value| v["l"] == "a";
+        let e = ev(EventType::Modified, json!({"l": "a", "metadata": {}}), Some(json!({"l": "b", "metadata": {}})));
+        assert_eq!(filter_event(&e, m).unwrap().0, EventType::Added);
+        let e = ev(EventType::Modified, json!({"l": "b", "metadata": {}}), Some(json!({"l": "a", "metadata": {}})));
+        let (t, o) = filter_event(&e, m).unwrap();
+        assert_eq!(t, EventType::Deleted);
+        assert_eq!(o["l"], "a");
+        assert_eq!(o["metadata"]["resourceVersion"], "7");
+        let e = ev(EventType::Modified, json!({"l": "b"}), Some(json!({"l": "c"})));
+        assert!(filter_event(&e, m).is_none());
+        let e = ev(EventType::Added, json!({"l": "a"}), None);
+        assert_eq!(filter_event(&e, m).unwrap().0, EventType::Added);
+    }
+}

@@ -1,0 +1,288 @@
+//! Per-kind behaviour plugged into the generic [`Store`](super::Store): what upstream's
+//! `RESTCreateStrategy`/`RESTUpdateStrategy`/`RESTDeleteStrategy` say for each kind. The store
+//! does everything common (metadata, status/spec split, generation, preconditions); a strategy
+//! only states how its kind differs.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use crate::allocator::ServiceAllocator;
+use crate::errors::{ApiError, Cause};
+use crate::validation::NameRule;
+
+#[async_trait]
+pub trait Strategy: Send + Sync {
+    fn name_rule(&self) -> NameRule {
+        NameRule::Dns1123Subdomain
+    }
+    /// Whether `metadata.generation` is set on create and bumped on spec changes.
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+    /// Whether PUT of a missing object creates it.
+    fn allow_create_on_update(&self) -> bool {
+        false
+    }
+    /// Whether the status written on create is kept (otherwise it is reset).
+    fn keeps_status_on_create(&self) -> bool {
+        false
+    }
+    /// Kind-specific resets and defaults on create.
+    fn prepare_for_create(&self, _obj: &mut Value) {}
+    /// Kind-specific validation of a new object.
+    fn validate(&self, _obj: &Value) -> Vec<Cause> {
+        Vec::new()
+    }
+    /// Kind-specific validation of an update.
+    fn validate_update(&self, new: &Value, _old: &Value) -> Vec<Cause> {
+        self.validate(new)
+    }
+    /// Side effects before a create is written (e.g. IP allocation). Undone by `rollback_create`.
+    async fn before_create(&self, _obj: &mut Value, _dry_run: bool) -> Result<(), ApiError> {
+        Ok(())
+    }
+    async fn rollback_create(&self, _obj: &Value) {}
+    /// Side effects before an update is written; the old object is what is stored now.
+    async fn before_update(&self, _new: &mut Value, _old: &Value, _dry_run: bool) -> Result<(), ApiError> {
+        Ok(())
+    }
+    /// Release what an object held once it is gone from storage.
+    async fn after_delete(&self, _obj: &Value) {}
+    /// Graceful deletion: the grace period to apply instead of deleting now, if any.
+    fn graceful_period(&self, _obj: &Value, _requested: Option<i64>) -> Option<i64> {
+        None
+    }
+    /// Called on a delete request before finalizers are considered; returning true means the
+    /// object was marked (e.g. namespace set Terminating) and must be kept until finalized.
+    fn mark_for_deletion(&self, _obj: &mut Value) -> bool {
+        false
+    }
+}
+
+/// The strategy for kinds with nothing special.
+pub struct Generic {
+    pub generation: bool,
+    pub create_on_update: bool,
+    pub name_rule: NameRule,
+}
+
+impl Default for Generic {
+    fn default() -> Self {
+        Generic { generation: false, create_on_update: false, name_rule: NameRule::Dns1123Subdomain }
+    }
+}
+
+#[async_trait]
+impl Strategy for Generic {
+    fn name_rule(&self) -> NameRule {
+        self.name_rule
+    }
+    fn tracks_generation(&self) -> bool {
+        self.generation
+    }
+    fn allow_create_on_update(&self) -> bool {
+        self.create_on_update
+    }
+}
+
+/// Pods: Pending on create, graceful deletion once bound to a node.
+pub struct Pods;
+
+/// Upstream's QoS class: Guaranteed, Burstable or BestEffort.
+pub fn pod_qos_class(pod: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|f| pod["spec"][f].as_array())
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &containers {
+        let req = &c["resources"]["requests"];
+        let lim = &c["resources"]["limits"];
+        for r in ["cpu", "memory"] {
+            let (rq, lm) = (&req[r], &lim[r]);
+            if !rq.is_null() || !lm.is_null() {
+                any = true;
+            }
+            // Requests default to limits when unset.
+            if lm.is_null() || (!rq.is_null() && rq != lm) {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+#[async_trait]
+impl Strategy for Pods {
+    fn prepare_for_create(&self, obj: &mut Value) {
+        let qos = pod_qos_class(obj);
+        obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+    }
+    fn validate(&self, obj: &Value) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        match obj["spec"]["containers"].as_array() {
+            Some(cs) if !cs.is_empty() => {
+                for (i, c) in cs.iter().enumerate() {
+                    if c["name"].as_str().unwrap_or("").is_empty() {
+                        causes.push(Cause::required(&format!("spec.containers[{i}].name"), ""));
+                    }
+                    if c["image"].as_str().unwrap_or("").is_empty() {
+                        causes.push(Cause::required(&format!("spec.containers[{i}].image"), ""));
+                    }
+                }
+            }
+            _ => causes.push(Cause::required("spec.containers", "")),
+        }
+        causes
+    }
+    fn graceful_period(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
+        let phase = obj["status"]["phase"].as_str().unwrap_or("");
+        let bound = obj["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+        if !bound || phase == "Succeeded" || phase == "Failed" {
+            return None;
+        }
+        let grace = requested.or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30);
+        (grace > 0).then_some(grace)
+    }
+}
+
+/// Namespaces: the `kubernetes` finalizer, phase Active, Terminating on delete.
+pub struct Namespaces;
+
+#[async_trait]
+impl Strategy for Namespaces {
+    fn name_rule(&self) -> NameRule {
+        NameRule::Dns1123Label
+    }
+    fn prepare_for_create(&self, obj: &mut Value) {
+        obj["spec"] = json!({"finalizers": ["kubernetes"]});
+        obj["status"] = json!({"phase": "Active"});
+        let name = crate::registry::meta::name(obj).to_string();
+        let labels = crate::registry::meta::meta_mut(obj).entry("labels").or_insert_with(|| json!({}));
+        if let Some(l) = labels.as_object_mut() {
+            l.insert("kubernetes.io/metadata.name".into(), Value::String(name));
+        }
+    }
+    fn mark_for_deletion(&self, obj: &mut Value) -> bool {
+        obj["status"]["phase"] = json!("Terminating");
+        obj["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty())
+    }
+}
+
+/// Nodes keep the status they are created with (the kubelet registers with status).
+pub struct Nodes;
+
+#[async_trait]
+impl Strategy for Nodes {
+    fn keeps_status_on_create(&self) -> bool {
+        true
+    }
+}
+
+/// Services: ClusterIP and NodePort allocation.
+pub struct Services {
+    pub allocator: Arc<ServiceAllocator>,
+}
+
+#[async_trait]
+impl Strategy for Services {
+    fn name_rule(&self) -> NameRule {
+        NameRule::Dns1035Label
+    }
+    fn validate(&self, obj: &Value) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        let spec = &obj["spec"];
+        let ty = spec["type"].as_str().unwrap_or("ClusterIP");
+        const TYPES: [&str; 4] = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
+        if !TYPES.contains(&ty) {
+            causes.push(Cause::not_supported("spec.type", ty, &TYPES));
+        }
+        let ports = spec["ports"].as_array().cloned().unwrap_or_default();
+        if ports.is_empty() && ty != "ExternalName" && spec["clusterIP"].as_str() != Some("None") {
+            causes.push(Cause::required("spec.ports", ""));
+        }
+        for (i, p) in ports.iter().enumerate() {
+            let port = p["port"].as_i64().unwrap_or(0);
+            if !(1..=65535).contains(&port) {
+                causes.push(Cause::invalid(
+                    &format!("spec.ports[{i}].port"),
+                    &port.to_string(),
+                    "must be between 1 and 65535, inclusive",
+                ));
+            }
+            if ports.len() > 1 && p["name"].as_str().unwrap_or("").is_empty() {
+                causes.push(Cause::required(&format!("spec.ports[{i}].name"), ""));
+            }
+        }
+        causes
+    }
+    async fn before_create(&self, obj: &mut Value, dry_run: bool) -> Result<(), ApiError> {
+        self.allocator.allocate_for(obj, None, dry_run)
+    }
+    async fn rollback_create(&self, obj: &Value) {
+        self.allocator.release_for(obj);
+    }
+    async fn before_update(&self, new: &mut Value, old: &Value, dry_run: bool) -> Result<(), ApiError> {
+        self.allocator.allocate_for(new, Some(old), dry_run)
+    }
+    async fn after_delete(&self, obj: &Value) {
+        self.allocator.release_for(obj);
+    }
+}
+
+/// The strategy for a resource.
+pub fn for_resource(group: &str, plural: &str, allocator: &Arc<ServiceAllocator>) -> Arc<dyn Strategy> {
+    match (group, plural) {
+        ("", "pods") => Arc::new(Pods),
+        ("", "namespaces") => Arc::new(Namespaces),
+        ("", "nodes") => Arc::new(Nodes),
+        ("", "services") => Arc::new(Services { allocator: allocator.clone() }),
+        ("", "endpoints" | "events") | ("coordination.k8s.io", "leases") | ("events.k8s.io", "events") => {
+            Arc::new(Generic { create_on_update: true, ..Generic::default() })
+        }
+        ("rbac.authorization.k8s.io", _) => Arc::new(Generic { name_rule: NameRule::PathSegment, ..Generic::default() }),
+        (
+            "apps" | "batch" | "autoscaling" | "policy" | "networking.k8s.io" | "apiextensions.k8s.io"
+            | "flowcontrol.apiserver.k8s.io" | "admissionregistration.k8s.io",
+            _,
+        )
+        | ("", "replicationcontrollers") => Arc::new(Generic { generation: true, ..Generic::default() }),
+        _ => Arc::new(Generic::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos() {
+        assert_eq!(pod_qos_class(&json!({"spec": {"containers": [{"name": "a"}]}})), "BestEffort");
+        let g = json!({"spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
+        assert_eq!(pod_qos_class(&g), "Guaranteed");
+        let b = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "1"}}}]}});
+        assert_eq!(pod_qos_class(&b), "Burstable");
+    }
+
+    #[test]
+    fn pod_grace() {
+        let p = Pods;
+        let unbound = json!({"spec": {}, "status": {"phase": "Pending"}});
+        assert_eq!(p.graceful_period(&unbound, None), None);
+        let bound = json!({"spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 10}, "status": {"phase": "Running"}});
+        assert_eq!(p.graceful_period(&bound, None), Some(10));
+        assert_eq!(p.graceful_period(&bound, Some(0)), None);
+        let done = json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Succeeded"}});
+        assert_eq!(p.graceful_period(&done, None), None);
+    }
+}
