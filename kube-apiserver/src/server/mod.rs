@@ -2,6 +2,7 @@
 //! The REST logic lives behind the [`Handler`] trait so this module knows nothing about resources.
 
 pub mod auth;
+pub mod serve;
 pub mod tls;
 
 use std::convert::Infallible;
