@@ -45,6 +45,7 @@ pub async fn build(cfg: Config) -> Result<(Arc<App>, serve::Server), RunError> {
     }
     let material = tls::load_or_generate_with_sans(&cfg, &sans)?;
     let authenticator = auth::Authenticator::from_config(&cfg)?;
+    let _ = app.authenticator.set(std::sync::Arc::new(auth::Authenticator::from_config(&cfg)?));
     let server = serve::bind(&cfg, material, authenticator, app.clone()).await?;
     Ok((app, server))
 }

@@ -163,6 +163,17 @@ fn success_status(details: Value) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
 
+/// Metric labels gathered while routing a request.
+#[derive(Debug, Default)]
+pub struct ReqLabels {
+    verb: String,
+    group: String,
+    version: String,
+    resource: String,
+    subresource: String,
+    scope: String,
+}
+
 /// The whole REST layer.
 pub struct App {
     cfg: Config,
@@ -170,6 +181,8 @@ pub struct App {
     stores: HashMap<(String, String, String), Arc<Store>>,
     discovery: Discovery,
     pub allocator: Arc<ServiceAllocator>,
+    /// Set once the serving layer is built; answers TokenReviews.
+    pub authenticator: std::sync::OnceLock<Arc<crate::server::auth::Authenticator>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +196,7 @@ pub enum AppError {
 /// What a resource request is about, resolved against the registry.
 struct Ctx<'a> {
     store: &'a Arc<Store>,
+    user: Option<UserInfo>,
     path: ResourcePath,
     query: HashMap<String, String>,
     format: Format,
@@ -203,7 +217,7 @@ impl App {
             stores.insert((info.group.to_string(), info.version.to_string(), info.plural.to_string()), Arc::new(store));
         }
         let discovery = Discovery::build(&format!("{}:{}", cfg.advertise_address, cfg.listen.port()));
-        Ok(Arc::new(App { cfg, storage, stores, discovery, allocator }))
+        Ok(Arc::new(App { cfg, storage, stores, discovery, allocator, authenticator: std::sync::OnceLock::new() }))
     }
 
     pub fn store(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<Store>> {
@@ -310,7 +324,7 @@ impl App {
         });
     }
 
-    async fn route(&self, req: Request<Incoming>, labels: &mut crate::metrics::RequestLabels) -> Response<Body> {
+    async fn route(&self, req: Request<Incoming>, user: Option<UserInfo>, labels: &mut ReqLabels) -> Response<Body> {
         let path = req.uri().path().to_string();
         let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         match path.as_str() {
@@ -385,7 +399,7 @@ impl App {
             Err(e) => return error_response(&e),
         };
         let query = parse_query(req.uri().query());
-        let ctx = Ctx { store, path: rp, query, format };
+        let ctx = Ctx { store, user, path: rp, query, format };
         let watch = ctx.path.watch || truthy(ctx.query.get("watch"));
         labels.verb = verb_label(req.method(), &ctx.path, watch).into();
         if watch && req.method() == Method::GET && ctx.path.name.is_none() {
@@ -448,6 +462,15 @@ impl App {
             }
             let name = ctx.path.name.clone().unwrap_or_default();
             return self.serve_subresource(req, ctx, ns, &name, sub).await;
+        }
+        if store.info.is_virtual() {
+            if method != Method::POST || ctx.path.name.is_some() {
+                return Err(ApiError::MethodNotAllowed("the server does not allow this method on the requested resource".into()));
+            }
+            let (body, ct) = self.read_body(req).await?;
+            let obj = store.decode_body(decode_body(&body, &ct)?)?;
+            let answer = self.review(store, ns, obj, ctx.user.as_ref()).await?;
+            return Ok(json_response(201, &answer));
         }
         let dry_run = ctx.query.get("dryRun").is_some_and(|v| v == "All");
         if let Some(d) = ctx.query.get("dryRun") {
@@ -581,35 +604,7 @@ impl App {
             ("binding", &Method::POST) => {
                 let (body, ct) = self.read_body(req).await?;
                 let binding = decode_body(&body, &ct)?;
-                let node = binding["target"]["name"].as_str().unwrap_or("").to_string();
-                if node.is_empty() {
-                    return Err(ApiError::invalid("Binding", "", name, vec![crate::errors::Cause::required("target.name", "")]));
-                }
-                store
-                    .guaranteed_update(ns, name, Part::Whole, None, &opts, |cur| {
-                        if let Some(existing) = cur["spec"]["nodeName"].as_str().filter(|s| !s.is_empty()) {
-                            return Err(ApiError::Conflict {
-                                target: Target::new("", "pods/binding", name),
-                                message: format!("pod {name} is already assigned to node \"{existing}\""),
-                            });
-                        }
-                        if meta::is_deleting(cur) {
-                            return Err(ApiError::Conflict {
-                                target: Target::new("", "pods/binding", name),
-                                message: format!("pod {name} is being deleted, cannot be assigned to a host"),
-                            });
-                        }
-                        let mut next = cur.clone();
-                        next["spec"]["nodeName"] = json!(node);
-                        if let Some(ann) = binding["metadata"]["annotations"].as_object() {
-                            for (k, v) in ann {
-                                meta::meta_mut(&mut next).entry("annotations").or_insert_with(|| json!({}))[k] = v.clone();
-                            }
-                        }
-                        set_condition(&mut next, "PodScheduled", "True", None);
-                        Ok(next)
-                    })
-                    .await?;
+                self.bind(ns.unwrap_or("default"), name, &binding, &opts).await?;
                 Ok(json_response(201, &success_status(json!({}))))
             }
             ("eviction", &Method::POST) => {
@@ -620,6 +615,77 @@ impl App {
             }
             _ => Err(ApiError::MethodNotAllowed("the server does not allow this method on the requested resource".into())),
         }
+    }
+
+    /// Create-only resources: reviews are answered, a Binding binds its pod.
+    async fn review(&self, store: &Store, ns: Option<&str>, mut obj: Value, user: Option<&UserInfo>) -> Result<Value, ApiError> {
+        let user_info = |u: Option<&UserInfo>| match u {
+            Some(u) => json!({"username": u.name, "uid": u.uid, "groups": u.groups}),
+            None => json!({"username": "system:anonymous", "groups": ["system:unauthenticated"]}),
+        };
+        match (store.info.group, store.info.plural) {
+            ("", "bindings") => {
+                let name = meta::name(&obj).to_string();
+                self.bind(ns.unwrap_or("default"), &name, &obj, &WriteOptions::default()).await?;
+                return Ok(success_status(json!({})));
+            }
+            ("authentication.k8s.io", "selfsubjectreviews") => obj["status"] = json!({"userInfo": user_info(user)}),
+            ("authentication.k8s.io", "tokenreviews") => {
+                let token = obj["spec"]["token"].as_str().unwrap_or("").to_string();
+                obj["status"] = match self.authenticator.get().and_then(|a| a.lookup_token(&token)) {
+                    Some(u) => json!({"authenticated": true, "user": user_info(Some(&u))}),
+                    None => json!({"authenticated": false, "error": "invalid bearer token"}),
+                };
+            }
+            ("authorization.k8s.io", "selfsubjectrulesreviews") => {
+                obj["status"] = json!({
+                    "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                    "incomplete": false,
+                });
+            }
+            ("authorization.k8s.io", _) => {
+                // No authorizer is configured yet: every authenticated request is allowed.
+                obj["status"] = json!({"allowed": true, "reason": "no authorization mode is configured (AlwaysAllow)"});
+            }
+            _ => return Err(ApiError::MethodNotAllowed("the server does not allow this method on the requested resource".into())),
+        }
+        meta::meta_mut(&mut obj).insert("creationTimestamp".into(), Value::Null);
+        Ok(obj)
+    }
+
+    /// Bind a pod to a node (`pods/binding` and the `bindings` resource).
+    async fn bind(&self, ns: &str, name: &str, binding: &Value, opts: &WriteOptions) -> Result<(), ApiError> {
+        let node = binding["target"]["name"].as_str().unwrap_or("").to_string();
+        if node.is_empty() {
+            return Err(ApiError::invalid("Binding", "", name, vec![crate::errors::Cause::required("target.name", "")]));
+        }
+        self.core("pods")
+            .guaranteed_update(Some(ns), name, Part::Whole, None, opts, |cur| {
+                if let Some(existing) = cur["spec"]["nodeName"].as_str().filter(|s| !s.is_empty()) {
+                    return Err(ApiError::Conflict {
+                        target: Target::new("", "pods/binding", name),
+                        message: format!("pod {name} is already assigned to node \"{existing}\""),
+                    });
+                }
+                if meta::is_deleting(cur) {
+                    return Err(ApiError::Conflict {
+                        target: Target::new("", "pods/binding", name),
+                        message: format!("pod {name} is being deleted, cannot be assigned to a host"),
+                    });
+                }
+                let mut next = cur.clone();
+                next["spec"]["nodeName"] = json!(node);
+                if let Some(ann) = binding["metadata"]["annotations"].as_object() {
+                    for (k, v) in ann {
+                        meta::meta_mut(&mut next).entry("annotations").or_insert_with(|| json!({}))[k] = v.clone();
+                    }
+                }
+                set_condition(&mut next, "PodScheduled", "True", None);
+                Ok(next)
+            })
+            .await?;
+        Ok(())
     }
 
     /// `pods/eviction`: delete the pod unless a PodDisruptionBudget forbids it.
@@ -1065,11 +1131,20 @@ impl Handler for App {
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let mut labels = crate::metrics::RequestLabels::default();
-        let resp = self.route(req, &mut labels).await;
+        let mut labels = ReqLabels::default();
+        let resp = self.route(req, user.clone(), &mut labels).await;
         let code = resp.status().as_u16();
         if !labels.verb.is_empty() {
-            crate::metrics::observe_request(&labels, code, start.elapsed());
+            let l = crate::metrics::RequestLabels {
+                verb: &labels.verb,
+                group: &labels.group,
+                version: &labels.version,
+                resource: &labels.resource,
+                subresource: &labels.subresource,
+                scope: &labels.scope,
+                component: "apiserver",
+            };
+            crate::metrics::observe_request(&l, code, start.elapsed());
         }
         debug!(%method, %path, code, user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"), elapsed_ms = start.elapsed().as_millis() as u64, "request");
         resp

@@ -82,6 +82,13 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// The user a bearer token belongs to (for TokenReview).
+    pub fn lookup_token(&self, token: &str) -> Option<UserInfo> {
+        self.tokens.get(token).cloned().map(with_authenticated_group)
+    }
+}
+
 fn with_authenticated_group(mut user: UserInfo) -> UserInfo {
     if !user.groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
         user.groups.push(AUTHENTICATED_GROUP.to_string());
