@@ -401,8 +401,7 @@ impl Storage for EtcdStorage {
             if let TxnOpResponse::Delete(del) = op {
                 return match del.prev_kvs().first() {
                     Some(prev) => Ok((revision, convert_kv(prev)?)),
-                    // Deleted concurrently between compare and delete cannot happen in one txn;
-                    // treat an empty answer as absent anyway.
+                    // The compare guarantees the key existed; be defensive anyway.
                     None => Err(StorageError::NotFound(key.to_string())),
                 };
             }
@@ -475,5 +474,18 @@ impl Storage for EtcdStorage {
             .await?
             .map_err(map_err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_range_end;
+
+    #[test]
+    fn range_end_covers_exactly_the_prefix() {
+        assert_eq!(prefix_range_end(b"/a/b/"), b"/a/b0".to_vec());
+        assert_eq!(prefix_range_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_range_end(b"\xff\xff"), vec![0]);
+        assert_eq!(prefix_range_end(b""), vec![0]);
     }
 }
