@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod resources;
+pub mod selectors;
 pub mod server;
 pub mod storage;
