@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::allocator::ServiceAllocator;
-use crate::cacher::{EventType, filter_event};
+use crate::cacher::filter_event;
 use crate::config::Config;
 use crate::discovery::{self, Discovery};
 use crate::errors::{ApiError, Target};
@@ -712,7 +712,7 @@ impl App {
                     .filter(|p| {
                         serde_json::from_value(p["spec"]["selector"].clone())
                             .ok()
-                            .and_then(|s| selectors::from_label_selector(&s).ok())
+                            .and_then(|s| LabelSelector::from_label_selector(&s).ok())
                             .is_some_and(|sel: LabelSelector| !sel.is_empty() && sel.matches_value(&json!({"metadata": {"labels": labels}})))
                     })
                     .map(|p| (**p).clone())
@@ -845,6 +845,7 @@ impl App {
         };
         if let Some(start) = start {
             let info = store.info;
+            let tx = tx.clone();
             tokio::spawn(async move {
                 let mut first_table = true;
                 let encode = |ty: &str, obj: &Value, first: &mut bool| -> Bytes {
@@ -1086,7 +1087,7 @@ fn to_scale(obj: &Value) -> Value {
         Value::Object(o) if o.contains_key("matchLabels") || o.contains_key("matchExpressions") => {
             serde_json::from_value(obj["spec"]["selector"].clone())
                 .ok()
-                .and_then(|s| selectors::from_label_selector(&s).ok())
+                .and_then(|s| LabelSelector::from_label_selector(&s).ok())
                 .map(|s: LabelSelector| s.to_string())
                 .unwrap_or_default()
         }
