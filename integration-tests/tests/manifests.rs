@@ -36,7 +36,10 @@ fn systemd_unit_flags_parse() {
 
     let etcd = exec_start(&repo_file("manifests/systemd/etcd.service"));
     assert_eq!(etcd[0], "/usr/bin/etcd");
-    assert!(etcd.contains(&"--listen-client-urls=http://127.0.0.1:2379".to_string()), "{etcd:?}");
+    assert!(
+        etcd.contains(&"--listen-client-urls=http://127.0.0.1:2379".to_string()),
+        "{etcd:?}"
+    );
 }
 
 #[test]
@@ -48,7 +51,10 @@ fn static_pod_is_a_pod_with_accepted_flags() {
     let c = &spec.containers[0];
     let argv = c.command.clone().expect("command");
     assert_eq!(argv[0], "kube-apiserver");
-    let cfg = Options::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}")).into_config().unwrap();
+    let cfg = Options::try_parse_from(&argv)
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+        .into_config()
+        .unwrap();
     assert_eq!(cfg.listen.port(), 6443);
     assert!(cfg.tls_cert_file.is_some() && cfg.client_ca_file.is_some());
     for probe in [&c.liveness_probe, &c.readiness_probe, &c.startup_probe] {

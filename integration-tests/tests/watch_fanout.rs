@@ -78,6 +78,11 @@ async fn thousand_watchers_each_see_every_write_in_order() {
     let url = format!("{}{CMS}?watch=1&resourceVersion={rv}", s.url());
 
     let clients: Vec<reqwest::Client> = (0..CLIENTS).map(|_| s.http()).collect();
+    let probe = clients[0].get(format!("{}/readyz", s.url())).send().await.unwrap();
+    eprintln!(
+        "watchers use {:?} ({CLIENTS} clients, {WATCHERS} watches)",
+        probe.version()
+    );
     let connected = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(WATCHERS);
     for i in 0..WATCHERS {
