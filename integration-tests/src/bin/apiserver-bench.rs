@@ -23,6 +23,9 @@ struct Args {
     /// Objects in the LIST benchmark.
     #[arg(long, default_value_t = 10000)]
     list_objects: usize,
+    /// Use HTTP/1.1 connections instead of HTTP/2.
+    #[arg(long)]
+    http1: bool,
     /// Write the Markdown report here.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -96,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     let etcd = Etcd::start().await;
     let endpoint = etcd.endpoint().to_string();
     let server = ApiServer::start(ApiServerOptions::with_etcd(&endpoint)).await;
-    let http = server.http_builder().build()?;
+    let http = if args.http1 { server.http_builder().http1_only().build()? } else { server.http_builder().build()? };
     let url = server.url();
 
     let mut rows = Vec::new();
