@@ -546,7 +546,6 @@ fn generate(
     code.push_str("pub(super) static MESSAGES: &[Message] = &[\n");
     let mut stats = (0usize, 0usize, Vec::<String>::new());
     for m in messages {
-        let special = special_of(&key(m));
         let go_struct = go
             .get(&go_package(&m.module))
             .and_then(|pkg| find_ci(pkg, &m.name));
@@ -556,6 +555,19 @@ fn generate(
                 && k.starts_with(&oa_prefix)
                 && k[oa_prefix.len()..].eq_ignore_ascii_case(&m.name)
         });
+        let mut special = special_of(&key(m));
+        // A Go named slice (`type ExtraValue []string`, `Verbs`) becomes a message with one
+        // repeated `items` field; it is neither a Go struct nor an OpenAPI definition, and its
+        // JSON is the bare array.
+        if special == "None"
+            && go_struct.is_none()
+            && oa_def.is_none()
+            && m.fields.len() == 1
+            && m.fields[0].rust_name == "items"
+            && matches!(m.fields[0].label, Label::Repeated)
+        {
+            special = "ListWrapper";
+        }
         // The proto (Go) spelling of the message name.
         let proper = go_struct
             .map(|(n, _)| n.clone())

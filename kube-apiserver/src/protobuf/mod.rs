@@ -467,6 +467,7 @@ fn decode_special(
                 Value::Array(schemas)
             }
         }
+        Special::ListWrapper => Value::Array(all(&fields, 1)),
         Special::SchemaOrBool => match last(&fields, 2) {
             Some(schema) => schema.clone(),
             None => Value::Bool(last(&fields, 1).and_then(Value::as_bool).unwrap_or(false)),
@@ -597,6 +598,8 @@ mod schema {
         SchemaOrArray,
         SchemaOrBool,
         SchemaOrStringArray,
+        /// A Go named slice type (ExtraValue, Verbs): JSON is the array of field 1.
+        ListWrapper,
     }
 
     #[derive(Debug)]
