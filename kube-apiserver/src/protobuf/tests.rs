@@ -1010,19 +1010,55 @@ fn first_difference(a: &Value, b: &Value, path: String) -> Option<String> {
 
 // ---- real kubectl bytes ----
 
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/kubectl-1.33-{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Bodies captured from kubectl 1.33 (hack/capture-kubectl-protobuf.py) decode to exactly the
+/// JSON kubectl itself prints for the same object with `--dry-run=client -o json`: Go's own
+/// encoding, including which zero values it keeps.
 #[test]
-fn real_kubectl_create_configmap_body() {
-    let body = include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/kubectl-1.33-create-configmap.pb"
-    ));
-    let got = decode(body).unwrap();
+fn real_kubectl_bodies_match_gos_json() {
+    for name in [
+        "create-configmap",
+        "create-deployment",
+        "create-secret",
+        "create-job",
+        "create-service",
+        "create-role",
+    ] {
+        let body = fixture(&format!("{name}.pb"));
+        assert!(is_protobuf(&body), "{name}");
+        let expected: Value =
+            serde_json::from_slice(&fixture(&format!("{name}.json"))).expect("fixture JSON");
+        assert_eq!(decode(&body).unwrap(), expected, "{name}");
+    }
+}
+
+#[test]
+fn real_kubectl_token_request_and_can_i() {
+    let token = decode(&fixture("create-token.pb")).unwrap();
     assert_eq!(
-        got,
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-               // Go writes every non-pointer field; only Go's JSON survivors remain.
-               "metadata": {"name": "x", "namespace": "default", "creationTimestamp": null},
-               "data": {"a": "b", "k": "v"}})
+        token,
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+               // kubectl names the service account in the URL only.
+               "metadata": {"creationTimestamp": null},
+               "spec": {"audiences": ["api"], "expirationSeconds": 3600},
+               "status": {"token": "", "expirationTimestamp": null}})
+    );
+    let ssar = decode(&fixture("auth-can-i.pb")).unwrap();
+    assert_eq!(
+        ssar,
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+               "metadata": {"creationTimestamp": null},
+               "spec": {"resourceAttributes": {"namespace": "default", "verb": "create",
+                                               "group": "apps", "version": "v1",
+                                               "resource": "deployments"}},
+               "status": {"allowed": false}})
     );
 }
 
