@@ -1056,7 +1056,7 @@ fn real_kubectl_token_request_and_can_i() {
         json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                "metadata": {"creationTimestamp": null},
                "spec": {"resourceAttributes": {"namespace": "default", "verb": "create",
-                                               "group": "apps", "version": "v1",
+                                               "group": "apps",
                                                "resource": "deployments"}},
                "status": {"allowed": false}})
     );
