@@ -233,7 +233,10 @@ fn decode_fields(
                     }
                     // Packed numbers (accepted although Kubernetes writes them unpacked).
                     (
-                        schema::Ty::Bool | schema::Ty::Int32 | schema::Ty::Int64 | schema::Ty::Double,
+                        schema::Ty::Bool
+                        | schema::Ty::Int32
+                        | schema::Ty::Int64
+                        | schema::Ty::Double,
                         WireValue::Len(bytes),
                     ) => {
                         let mut pr = Reader::new(bytes);

@@ -68,7 +68,11 @@ fn check<K: DeserializeOwned + Serialize>(body: &[u8], expected: Value) {
     let got = decode(body).expect("decode");
     assert_eq!(got, expected);
     let typed: K = serde_json::from_value(got.clone()).expect("k8s-openapi decode");
-    assert_eq!(serde_json::to_value(typed).expect("encode"), got, "k8s-openapi round trip");
+    assert_eq!(
+        serde_json::to_value(typed).expect("encode"),
+        got,
+        "k8s-openapi round trip"
+    );
 }
 
 fn objmeta(name: &str, namespace: &str) -> meta::ObjectMeta {
@@ -88,7 +92,11 @@ fn configmap_with_data_and_binary_data() {
             labels: [("app".to_string(), "web".to_string())].into(),
             ..objmeta("cfg", "default")
         }),
-        data: [("a".to_string(), "b".to_string()), ("c".to_string(), "".to_string())].into(),
+        data: [
+            ("a".to_string(), "b".to_string()),
+            ("c".to_string(), "".to_string()),
+        ]
+        .into(),
         binary_data: [("bin".to_string(), vec![0u8, 1, 2, 255])].into(),
         immutable: Some(false),
     };
@@ -155,7 +163,11 @@ fn deployment_with_containers_quantities_intstr_probes() {
             ..Default::default()
         }],
         resources: Some(core::ResourceRequirements {
-            limits: [("cpu".to_string(), q("500m")), ("memory".to_string(), q("128Mi"))].into(),
+            limits: [
+                ("cpu".to_string(), q("500m")),
+                ("memory".to_string(), q("128Mi")),
+            ]
+            .into(),
             requests: [("cpu".to_string(), q("100m"))].into(),
             ..Default::default()
         }),
@@ -678,16 +690,16 @@ fn go_zero_values_follow_omitempty_and_pointers() {
     assert_eq!(
         got,
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
-               "metadata": {"name": "z", "creationTimestamp": null},
-               "spec": {
-                   "replicas": 0,
-                   "template": {"metadata": {}, "spec": {
-                       "containers": [{"name": "c", "image": "i",
-                                       "ports": [{"containerPort": 0}],
-                                       "readinessProbe": {}}],
-                       "automountServiceAccountToken": false,
-                   }},
-               }})
+        "metadata": {"name": "z", "creationTimestamp": null},
+        "spec": {
+            "replicas": 0,
+            "template": {"metadata": {}, "spec": {
+                "containers": [{"name": "c", "image": "i",
+                                "ports": [{"containerPort": 0}],
+                                "readinessProbe": {}}],
+                "automountServiceAccountToken": false,
+            }},
+        }})
     );
 }
 
@@ -700,7 +712,11 @@ fn repeated_numbers_accept_packed_and_unpacked() {
         panic!("spec is a message")
     };
     let spec = message(spec_idx);
-    let sc_field = spec.fields.iter().find(|f| f.json == "securityContext").unwrap();
+    let sc_field = spec
+        .fields
+        .iter()
+        .find(|f| f.json == "securityContext")
+        .unwrap();
     let groups = message(match sc_field.ty {
         schema::Ty::Message(i) => i,
         _ => panic!("securityContext is a message"),
@@ -720,7 +736,10 @@ fn repeated_numbers_accept_packed_and_unpacked() {
     let mut pod = Vec::new();
     put_len(&mut pod, spec_field.tag, &spec_bytes);
     let got = decode(&wrap("v1", "Pod", &pod)).unwrap();
-    assert_eq!(got["spec"]["securityContext"]["supplementalGroups"], json!([1, 2, 3]));
+    assert_eq!(
+        got["spec"]["securityContext"]["supplementalGroups"],
+        json!([1, 2, 3])
+    );
 }
 
 #[test]
@@ -739,19 +758,26 @@ fn raw_extension_and_special_forms() {
                "data": {"spec": {"template": {"x": 1}}}, "revision": 2}),
     );
     // A RawExtension may itself hold a protobuf object.
-    let inner = wrap_msg("v1", "Namespace", &core::Namespace {
-        metadata: Some(objmeta("n", "")),
-        spec: None,
-        status: None,
-    });
+    let inner = wrap_msg(
+        "v1",
+        "Namespace",
+        &core::Namespace {
+            metadata: Some(objmeta("n", "")),
+            spec: None,
+            status: None,
+        },
+    );
     let cr = k8s_pb::api::apps::v1::ControllerRevision {
         metadata: Some(objmeta("rev", "default")),
         data: Some(k8s_pb::apimachinery::pkg::runtime::RawExtension { raw: Some(inner) }),
         revision: Some(1),
     };
     let got = decode(&wrap_msg("apps/v1", "ControllerRevision", &cr)).unwrap();
-    assert_eq!(got["data"], json!({"apiVersion": "v1", "kind": "Namespace",
-                                   "metadata": {"name": "n"}}));
+    assert_eq!(
+        got["data"],
+        json!({"apiVersion": "v1", "kind": "Namespace",
+                                   "metadata": {"name": "n"}})
+    );
 
     assert_eq!(go_duration(0), "0s");
     assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
@@ -768,7 +794,10 @@ fn raw_extension_and_special_forms() {
         format_time(1_700_000_000, 123_456_789, true).unwrap(),
         "2023-11-14T22:13:20.123456Z"
     );
-    assert_eq!(format_time(-1, 500_000_000, true).unwrap(), "1969-12-31T23:59:59.500000Z");
+    assert_eq!(
+        format_time(-1, 500_000_000, true).unwrap(),
+        "1969-12-31T23:59:59.500000Z"
+    );
     assert!(format_time(i64::MAX, 0, false).is_err());
 }
 
@@ -787,7 +816,9 @@ fn crd_schema_forms() {
         max_length: Some(0),
         x_kubernetes_preserve_unknown_fields: Some(true),
         x_kubernetes_list_map_keys: vec!["name".into()],
-        default: Some(ext::Json { raw: Some(br#"{"a":[1,2]}"#.to_vec()) }),
+        default: Some(ext::Json {
+            raw: Some(br#"{"a":[1,2]}"#.to_vec()),
+        }),
         properties: [("spec".to_string(), leaf.clone())].into(),
         items: Some(Box::new(ext::JsonSchemaPropsOrArray {
             schema: Some(Box::new(leaf.clone())),
@@ -923,8 +954,16 @@ fn served_kinds() -> Vec<(String, String, Normalize)> {
         .iter()
         .map(|r| (r.api_version(), r.kind.to_string(), r.normalize))
         .collect();
-    out.push(("autoscaling/v1".into(), "Scale".into(), resources::normalize::<api::autoscaling::v1::Scale>));
-    out.push(("policy/v1".into(), "Eviction".into(), resources::normalize::<api::policy::v1::Eviction>));
+    out.push((
+        "autoscaling/v1".into(),
+        "Scale".into(),
+        resources::normalize::<api::autoscaling::v1::Scale>,
+    ));
+    out.push((
+        "policy/v1".into(),
+        "Eviction".into(),
+        resources::normalize::<api::policy::v1::Eviction>,
+    ));
     out.push((
         "authentication.k8s.io/v1".into(),
         "TokenRequest".into(),
@@ -991,8 +1030,7 @@ fn first_difference(a: &Value, b: &Value, path: String) -> Option<String> {
                             return Some(d);
                         }
                     }
-                    (None, Some(_))
-                        if !path.is_empty() && (k == "apiVersion" || k == "kind") => {}
+                    (None, Some(_)) if !path.is_empty() && (k == "apiVersion" || k == "kind") => {}
                     (va, vb) => return Some(format!("{path}.{k}: {va:?} vs {vb:?}")),
                 }
             }
@@ -1082,7 +1120,10 @@ fn envelope_errors() {
     put_len(&mut tm, 2, b"Pod");
     put_len(&mut gz, 1, &tm);
     put_len(&mut gz, 3, b"gzip");
-    assert_eq!(decode(&gz), Err(ProtoError::UnsupportedEncoding("gzip".into())));
+    assert_eq!(
+        decode(&gz),
+        Err(ProtoError::UnsupportedEncoding("gzip".into()))
+    );
 }
 
 #[test]
@@ -1096,17 +1137,29 @@ fn malformed_wire_data_is_an_error() {
     long.push(0x01);
     assert!(matches!(cm(&long), Err(ProtoError::VarintOverflow(_))));
     // Field number 0.
-    assert!(matches!(cm(&[0x00, 0x00]), Err(ProtoError::InvalidFieldNumber(0))));
+    assert!(matches!(
+        cm(&[0x00, 0x00]),
+        Err(ProtoError::InvalidFieldNumber(0))
+    ));
     // Wrong wire type: metadata (tag 1) as a varint.
-    assert!(matches!(cm(&[0x08, 0x01]), Err(ProtoError::WrongWireType { .. })));
+    assert!(matches!(
+        cm(&[0x08, 0x01]),
+        Err(ProtoError::WrongWireType { .. })
+    ));
     // Group wire types.
-    assert!(matches!(cm(&[0x0b]), Err(ProtoError::UnsupportedWireType(3))));
+    assert!(matches!(
+        cm(&[0x0b]),
+        Err(ProtoError::UnsupportedWireType(3))
+    ));
     // Huge length.
     let mut huge = vec![0x0a];
     put_varint(&mut huge, u64::MAX >> 1);
     assert!(matches!(cm(&huge), Err(ProtoError::Truncated(_))));
     // Length past the end.
-    assert!(matches!(cm(&[0x0a, 0x05, 0x00]), Err(ProtoError::Truncated(_))));
+    assert!(matches!(
+        cm(&[0x0a, 0x05, 0x00]),
+        Err(ProtoError::Truncated(_))
+    ));
     // Bad UTF-8 in metadata.name.
     let mut meta = Vec::new();
     put_len(&mut meta, 1, &[0xff, 0xfe]);
@@ -1150,7 +1203,11 @@ fn malformed_wire_data_is_an_error() {
     let mut crd = Vec::new();
     put_len(&mut crd, 2, &crd_spec);
     assert!(matches!(
-        decode(&wrap("apiextensions.k8s.io/v1", "CustomResourceDefinition", &crd)),
+        decode(&wrap(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            &crd
+        )),
         Err(ProtoError::InvalidValue { .. })
     ));
 }
@@ -1173,7 +1230,11 @@ fn deep_nesting_is_an_error() {
     let mut crd = Vec::new();
     put_len(&mut crd, 2, &crd_spec);
     assert_eq!(
-        decode(&wrap("apiextensions.k8s.io/v1", "CustomResourceDefinition", &crd)),
+        decode(&wrap(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            &crd
+        )),
         Err(ProtoError::TooDeep)
     );
     // Nested RawExtension envelopes are bounded too.
