@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::allocator::ServiceAllocator;
-use crate::cacher::{EventType, filter_event};
+use crate::cacher::filter_event;
 use crate::config::Config;
 use crate::discovery::{self, Discovery};
 use crate::errors::{ApiError, Target};
@@ -296,6 +296,21 @@ impl App {
         Ok(())
     }
 
+    /// Update `apiserver_storage_objects` from the watch caches.
+    fn record_object_counts(&self) {
+        for store in self.stores.values() {
+            if store.info.is_virtual() {
+                continue;
+            }
+            let name = if store.info.group.is_empty() {
+                store.info.plural.to_string()
+            } else {
+                format!("{}.{}", store.info.plural, store.info.group)
+            };
+            crate::metrics::set_storage_objects(&name, store.cacher.len() as i64);
+        }
+    }
+
     /// Periodically compact storage history older than one interval.
     pub fn spawn_compactor(self: &Arc<Self>) {
         let interval = self.cfg.compaction_interval;
@@ -329,7 +344,10 @@ impl App {
         let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         match path.as_str() {
             "/version" | "/version/" => return json_response(200, &version_info()),
-            "/metrics" => return respond(200, "text/plain; version=0.0.4", crate::metrics::render()),
+            "/metrics" => {
+                self.record_object_counts();
+                return respond(200, crate::metrics::CONTENT_TYPE, crate::metrics::render());
+            }
             "/readyz" | "/healthz" | "/livez" => {
                 return match (path.as_str(), self.storage.health().await) {
                     ("/livez", _) | (_, Ok(())) => respond(200, "text/plain; charset=utf-8", "ok"),
@@ -712,7 +730,7 @@ impl App {
                     .filter(|p| {
                         serde_json::from_value(p["spec"]["selector"].clone())
                             .ok()
-                            .and_then(|s| selectors::from_label_selector(&s).ok())
+                            .and_then(|s| LabelSelector::from_label_selector(&s).ok())
                             .is_some_and(|sel: LabelSelector| !sel.is_empty() && sel.matches_value(&json!({"metadata": {"labels": labels}})))
                     })
                     .map(|p| (**p).clone())
@@ -845,7 +863,10 @@ impl App {
         };
         if let Some(start) = start {
             let info = store.info;
+            let tx = tx.clone();
             tokio::spawn(async move {
+                crate::metrics::add_registered_watchers(info.group, info.version, info.kind, 1);
+                let _unregister = WatcherGuard(info);
                 let mut first_table = true;
                 let encode = |ty: &str, obj: &Value, first: &mut bool| -> Bytes {
                     if format == Format::Table && ty != "BOOKMARK" && ty != "ERROR" {
@@ -914,6 +935,15 @@ impl App {
             .header("Cache-Control", "no-cache, private")
             .body(StreamBody::new(stream).boxed())
             .expect("valid response"))
+    }
+}
+
+/// Lowers the registered-watchers gauge when a watch ends.
+struct WatcherGuard(&'static resources::ResourceInfo);
+
+impl Drop for WatcherGuard {
+    fn drop(&mut self) {
+        crate::metrics::add_registered_watchers(self.0.group, self.0.version, self.0.kind, -1);
     }
 }
 
@@ -1086,7 +1116,7 @@ fn to_scale(obj: &Value) -> Value {
         Value::Object(o) if o.contains_key("matchLabels") || o.contains_key("matchExpressions") => {
             serde_json::from_value(obj["spec"]["selector"].clone())
                 .ok()
-                .and_then(|s| selectors::from_label_selector(&s).ok())
+                .and_then(|s| LabelSelector::from_label_selector(&s).ok())
                 .map(|s: LabelSelector| s.to_string())
                 .unwrap_or_default()
         }
@@ -1131,6 +1161,9 @@ impl Handler for App {
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let is_watch = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
+            || req.uri().path().contains("/watch/");
+        let _inflight = (!is_watch).then(|| crate::metrics::inflight(crate::metrics::RequestKind::for_method(&method)));
         let mut labels = ReqLabels::default();
         let resp = self.route(req, user.clone(), &mut labels).await;
         let code = resp.status().as_u16();

@@ -71,6 +71,8 @@ pub struct Store {
     root: String,
     pub cacher: Arc<Cacher>,
     has_status: bool,
+    /// events.k8s.io/v1 Events share storage with core/v1 Events and are converted on the way.
+    events_v1: bool,
 }
 
 /// Stored bytes to an object carrying its resourceVersion.
@@ -78,6 +80,11 @@ pub fn decode(kv: &KeyValue) -> Result<Value, String> {
     let mut v: Value = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
     set_resource_version(&mut v, kv.mod_revision);
     Ok(v)
+}
+
+/// Like [`decode`], for events.k8s.io/v1 Events, which are stored in core/v1 form (as upstream).
+fn decode_events_v1(kv: &KeyValue) -> Result<Value, String> {
+    decode(kv).map(|v| crate::resources::convert_event(v, "events.k8s.io"))
 }
 
 fn encode(obj: &Value) -> Vec<u8> {
@@ -112,9 +119,20 @@ impl Store {
         watch_cache_size: usize,
     ) -> Self {
         let root = format!("{}/{}/", prefix.trim_end_matches('/'), crate::resources::storage_resource_path(info));
-        let cacher = Cacher::start(storage.clone(), root.clone(), watch_cache_size, decode);
+        let events_v1 = info.group == "events.k8s.io" && info.plural == "events";
+        let decoder = if events_v1 { decode_events_v1 } else { decode };
+        let cacher = Cacher::start(storage.clone(), root.clone(), watch_cache_size, decoder);
         let has_status = info.subresources.iter().any(|s| s.name == "status");
-        Store { info, strategy, storage, root, cacher, has_status }
+        Store { info, strategy, storage, root, cacher, has_status, events_v1 }
+    }
+
+    fn decode_kv(&self, kv: &KeyValue) -> Result<Value, ApiError> {
+        let v = decode(kv).map_err(ApiError::internal)?;
+        Ok(if self.events_v1 { crate::resources::convert_event(v, "events.k8s.io") } else { v })
+    }
+
+    fn encode(&self, obj: &Value) -> Vec<u8> {
+        if self.events_v1 { encode(&crate::resources::convert_event(obj.clone(), "")) } else { encode(obj) }
     }
 
     /// The storage key of an object (with an empty name: the prefix of a namespace's objects).
@@ -249,7 +267,7 @@ impl Store {
             }
             let name = meta::name(&obj).to_string();
             let key = self.key(Some(meta::namespace(&obj)), &name);
-            match self.storage.create(&key, encode(&obj)).await {
+            match self.storage.create(&key, self.encode(&obj)).await {
                 Ok(rev) => {
                     set_resource_version(&mut obj, rev);
                     return Ok(obj);
@@ -270,7 +288,7 @@ impl Store {
     pub async fn get(&self, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
         let key = self.key(ns, name);
         match self.storage.get(&key).await {
-            Ok(Some(kv)) => decode(&kv).map_err(ApiError::internal),
+            Ok(Some(kv)) => self.decode_kv(&kv),
             Ok(None) => Err(self.not_found(name)),
             Err(e) => Err(self.storage_err(e, name)),
         }
@@ -395,7 +413,7 @@ impl Store {
             revision = Some(page.revision);
             let last_key = page.items.last().map(|kv| kv.key.clone());
             for kv in &page.items {
-                let obj = decode(kv).map_err(ApiError::internal)?;
+                let obj = self.decode_kv(kv)?;
                 if self.matches(q, &obj) {
                     items.push(obj);
                 }
@@ -468,7 +486,7 @@ impl Store {
             if precondition.is_some_and(|p| p != kv.mod_revision) {
                 return Err(ApiError::conflict(self.info.group, self.info.plural, name));
             }
-            let old = decode(&kv).map_err(ApiError::internal)?;
+            let old = self.decode_kv(&kv)?;
             let desired = mutate(&old)?;
             let mut new = self.decode_body(desired)?;
             self.set_namespace(&mut new, ns)?;
@@ -495,7 +513,7 @@ impl Store {
             if new == old_cmp || opts.dry_run {
                 return Ok(new);
             }
-            match self.storage.update(&key, encode(&new), kv.mod_revision).await {
+            match self.storage.update(&key, self.encode(&new), kv.mod_revision).await {
                 Ok(rev) => {
                     set_resource_version(&mut new, rev);
                     return Ok(new);
@@ -592,7 +610,7 @@ impl Store {
                 Ok(None) => return Err(self.not_found(name)),
                 Err(e) => return Err(self.storage_err(e, name)),
             };
-            let old = decode(&kv).map_err(ApiError::internal)?;
+            let old = self.decode_kv(&kv)?;
             if let Some(uid) = &opts.precondition_uid {
                 if uid != meta::uid(&old) {
                     return Err(ApiError::Conflict {
@@ -635,14 +653,14 @@ impl Store {
                     m.insert("deletionTimestamp".into(), json!(meta::rfc3339_after(g)));
                     m.insert("deletionGracePeriodSeconds".into(), json!(g));
                     if self.strategy.tracks_generation() {
-                        let gen = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-                        meta::meta_mut(&mut obj).insert("generation".into(), json!(gen));
+                        let next_gen = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+                        meta::meta_mut(&mut obj).insert("generation".into(), json!(next_gen));
                     }
                 }
                 if obj == old || opts.dry_run {
                     return Ok((obj, false));
                 }
-                match self.storage.update(&key, encode(&obj), kv.mod_revision).await {
+                match self.storage.update(&key, self.encode(&obj), kv.mod_revision).await {
                     Ok(rev) => {
                         set_resource_version(&mut obj, rev);
                         return Ok((obj, false));
@@ -716,7 +734,7 @@ impl Store {
                 let sub = self.cacher.subscribe(list.revision).map_err(too_old)?;
                 let mut initial = Vec::new();
                 for kv in &list.items {
-                    initial.push(Arc::new(decode(kv).map_err(ApiError::internal)?));
+                    initial.push(Arc::new(self.decode_kv(kv)?));
                 }
                 Ok(WatchStart { initial: filter(initial), sub })
             }
@@ -741,7 +759,7 @@ impl Store {
     /// Every stored object of this resource (for start-up bookkeeping).
     pub async fn list_all(&self) -> Result<Vec<Value>, ApiError> {
         let list = self.storage.list(&self.root, ListOptions::default()).await.map_err(|e| self.storage_err(e, ""))?;
-        list.items.iter().map(|kv| decode(kv).map_err(ApiError::internal)).collect()
+        list.items.iter().map(|kv| self.decode_kv(kv)).collect()
     }
 }
 
