@@ -77,6 +77,11 @@ fn main() {
     let go_tsv = manifest_dir.join("src/protobuf/go_json_fields.tsv");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", go_tsv.display());
+    // A k8s-pb or k8s-openapi version change shows up in the workspace lock file.
+    let lock = manifest_dir.join("../Cargo.lock");
+    if lock.exists() {
+        println!("cargo:rerun-if-changed={}", lock.display());
+    }
 
     let (pb_root, oa_root) = locate_sources(&manifest_dir);
     let mut messages = Vec::new();
