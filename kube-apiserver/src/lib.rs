@@ -13,6 +13,7 @@ pub mod errors;
 pub mod handler;
 pub mod metrics;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod selectors;
