@@ -553,7 +553,7 @@ impl App {
                 let dopts = delete_options(&body, &ct, &ctx.query)?;
                 let q = list_query(&ctx.query, store)?;
                 let list = store.delete_collection(ns, &q, &dopts).await?;
-                Ok(json_response(200, &list))
+                Ok(self.render_list(&list, ctx))
             }
             _ => Err(ApiError::MethodNotAllowed(format!("the server does not allow this method on the requested resource"))),
         }
@@ -812,19 +812,25 @@ impl App {
 
     fn render_object(&self, code: u16, obj: &Value, ctx: &Ctx<'_>) -> Response<Body> {
         if ctx.format == Format::Table {
-            let t = table::object_table(ctx.store.info, std::slice::from_ref(obj), &json!({}), include_object(&ctx.query), true);
+            let t = table::object_table(ctx.store.info, std::iter::once(obj), &json!({}), include_object(&ctx.query), true);
             return json_response(code, &t);
         }
         encode_as(code, obj, ctx.format)
     }
 
-    fn render_list(&self, list: &Value, ctx: &Ctx<'_>) -> Response<Body> {
-        if ctx.format == Format::Table {
-            let items = list["items"].as_array().cloned().unwrap_or_default();
-            let t = table::object_table(ctx.store.info, &items, &list["metadata"], include_object(&ctx.query), true);
-            return json_response(200, &t);
+    fn render_list(&self, list: &registry::ObjectList, ctx: &Ctx<'_>) -> Response<Body> {
+        match ctx.format {
+            Format::Table => {
+                let items = list.items.iter().map(|a| a.as_ref());
+                let t = table::object_table(ctx.store.info, items, &list.metadata(), include_object(&ctx.query), true);
+                json_response(200, &t)
+            }
+            Format::Yaml => match serde_yaml::to_string(list) {
+                Ok(s) => respond(200, "application/yaml", s),
+                Err(e) => error_response(&ApiError::internal(e)),
+            },
+            Format::Json => respond(200, "application/json", serde_json::to_vec(list).expect("JSON serializes")),
         }
-        encode_as(200, list, ctx.format)
     }
 
     /// Stream a watch: initial objects, then cached events, bookmarks, until timeout or disconnect.
@@ -870,7 +876,7 @@ impl App {
                 let mut first_table = true;
                 let encode = |ty: &str, obj: &Value, first: &mut bool| -> Bytes {
                     if format == Format::Table && ty != "BOOKMARK" && ty != "ERROR" {
-                        let t = table::object_table(info, std::slice::from_ref(obj), &json!({}), "Metadata", *first);
+                        let t = table::object_table(info, std::iter::once(obj), &json!({}), "Metadata", *first);
                         *first = false;
                         watch_line(ty, &t)
                     } else {
@@ -1006,8 +1012,11 @@ pub fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
             }
             Ok(v)
         }
+        crate::protobuf::CONTENT_TYPE => {
+            crate::protobuf::decode(body).map_err(|e| ApiError::BadRequest(format!("unable to decode protobuf body: {e}")))
+        }
         other => Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
         ))),
     }
 }
@@ -1179,7 +1188,7 @@ impl Handler for App {
             };
             crate::metrics::observe_request(&l, code, start.elapsed());
         }
-        debug!(%method, %path, code, user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"), elapsed_ms = start.elapsed().as_millis() as u64, "request");
+        debug!(%method, %path, code, user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"), elapsed_us = start.elapsed().as_micros() as u64, "request");
         resp
     }
 }

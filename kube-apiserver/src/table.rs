@@ -66,9 +66,15 @@ fn row_object(obj: &Value, include: &str) -> Value {
 
 /// A Table of `items`. `list_meta` supplies resourceVersion/continue; `with_columns` is false for
 /// watch events after the first, as upstream.
-pub fn object_table(info: &ResourceInfo, items: &[Value], list_meta: &Value, include: &str, with_columns: bool) -> Value {
+pub fn object_table<'a>(
+    info: &ResourceInfo,
+    items: impl IntoIterator<Item = &'a Value>,
+    list_meta: &Value,
+    include: &str,
+    with_columns: bool,
+) -> Value {
     let rows: Vec<Value> = items
-        .iter()
+        .into_iter()
         .map(|o| {
             let mut r = json!({"cells": cells(info, o)});
             let obj = row_object(o, include);

@@ -57,6 +57,49 @@ pub struct ListQuery {
     pub resource_version_match: Option<String>,
 }
 
+/// A list response (`<Kind>List`), serialized without copying the objects.
+#[derive(Debug)]
+pub struct ObjectList {
+    pub kind: String,
+    pub api_version: String,
+    pub items: Vec<Arc<Value>>,
+    pub resource_version: Revision,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+impl ObjectList {
+    /// The list's `metadata`.
+    pub fn metadata(&self) -> Value {
+        let mut m = json!({"resourceVersion": self.resource_version.to_string()});
+        if let Some(c) = &self.continue_token {
+            m["continue"] = json!(c);
+        }
+        if let Some(r) = self.remaining {
+            m["remainingItemCount"] = json!(r);
+        }
+        m
+    }
+}
+
+impl serde::Serialize for ObjectList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Items<'a>(&'a [Arc<Value>]);
+        impl serde::Serialize for Items<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|v| v.as_ref()))
+            }
+        }
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("kind", &self.kind)?;
+        m.serialize_entry("apiVersion", &self.api_version)?;
+        m.serialize_entry("metadata", &self.metadata())?;
+        m.serialize_entry("items", &Items(&self.items))?;
+        m.end()
+    }
+}
+
 /// Where a client watch starts: objects to send as ADDED, then the subscription.
 pub struct WatchStart {
     pub initial: Vec<Arc<Value>>,
@@ -316,24 +359,19 @@ impl Store {
         true
     }
 
-    fn list_object(&self, items: Vec<Value>, rv: Revision, cont: Option<String>, remaining: Option<i64>) -> Value {
-        let mut metadata = json!({"resourceVersion": rv.to_string()});
-        if let Some(c) = cont {
-            metadata["continue"] = json!(c);
+    fn list_object(&self, items: Vec<Arc<Value>>, rv: Revision, cont: Option<String>, remaining: Option<i64>) -> ObjectList {
+        ObjectList {
+            kind: format!("{}List", self.info.kind),
+            api_version: self.api_version(),
+            items,
+            resource_version: rv,
+            continue_token: cont,
+            remaining,
         }
-        if let Some(r) = remaining {
-            metadata["remainingItemCount"] = json!(r);
-        }
-        json!({
-            "kind": format!("{}List", self.info.kind),
-            "apiVersion": self.api_version(),
-            "metadata": metadata,
-            "items": items,
-        })
     }
 
     /// LIST with upstream's resourceVersion, resourceVersionMatch, limit and continue semantics.
-    pub async fn list(&self, ns: Option<&str>, q: &ListQuery) -> Result<Value, ApiError> {
+    pub async fn list(&self, ns: Option<&str>, q: &ListQuery) -> Result<ObjectList, ApiError> {
         let prefix = self.list_prefix(ns);
         let rv = q.resource_version.as_deref().filter(|s| !s.is_empty());
         let rv_match = q.resource_version_match.as_deref().filter(|s| !s.is_empty());
@@ -376,7 +414,7 @@ impl Store {
                 let r = parse_rv(r)?;
                 if self.cacher.wait_ready(std::time::Duration::from_secs(3)).await.is_ok() && self.cacher.revision() >= r {
                     let (objs, cache_rv) = self.cacher.snapshot(&prefix);
-                    let items = objs.iter().filter(|o| self.matches(q, o)).map(|o| (**o).clone()).collect();
+                    let items = objs.into_iter().filter(|o| self.matches(q, o)).collect();
                     Ok(self.list_object(items, cache_rv, None, None))
                 } else {
                     self.list_from_storage(&prefix, q, None, None, limit).await
@@ -392,7 +430,7 @@ impl Store {
         revision: Option<Revision>,
         start: Option<String>,
         limit: Option<i64>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<ObjectList, ApiError> {
         let filtered = q.label_selector.as_ref().is_some_and(|l| !l.is_empty())
             || q.field_selector.as_ref().is_some_and(|f| !f.is_empty());
         let mut items = Vec::new();
@@ -415,7 +453,7 @@ impl Store {
             for kv in &page.items {
                 let obj = self.decode_kv(kv)?;
                 if self.matches(q, &obj) {
-                    items.push(obj);
+                    items.push(Arc::new(obj));
                 }
             }
             let full = limit.is_some_and(|l| items.len() as i64 >= l);
@@ -686,19 +724,18 @@ impl Store {
     }
 
     /// DELETE on a collection: delete every matching object; returns them as a list.
-    pub async fn delete_collection(&self, ns: Option<&str>, q: &ListQuery, opts: &DeleteOptions) -> Result<Value, ApiError> {
+    pub async fn delete_collection(&self, ns: Option<&str>, q: &ListQuery, opts: &DeleteOptions) -> Result<ObjectList, ApiError> {
         let list = self.list(ns, &ListQuery { label_selector: q.label_selector.clone(), field_selector: q.field_selector.clone(), ..Default::default() }).await?;
         let mut deleted = Vec::new();
-        for item in list["items"].as_array().cloned().unwrap_or_default() {
+        for item in &list.items {
             let ns = item["metadata"]["namespace"].as_str().map(String::from);
-            match self.delete(ns.as_deref(), meta::name(&item), opts).await {
-                Ok((obj, _)) => deleted.push(obj),
+            match self.delete(ns.as_deref(), meta::name(item), opts).await {
+                Ok((obj, _)) => deleted.push(Arc::new(obj)),
                 Err(ApiError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }
-        let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0").parse().unwrap_or(0);
-        Ok(self.list_object(deleted, rv, None, None))
+        Ok(self.list_object(deleted, list.resource_version, None, None))
     }
 
     // ---- watch ----
