@@ -2024,7 +2024,8 @@ mod tests {
     }
 }
 /// End-to-end: kubectl 1.33 against a throwaway HTTP server that serves only `/version`,
-/// discovery and these documents (plus a recording POST for pods).
+/// discovery and these documents, plus recording POST/PATCH handlers: no route of the real
+/// server is involved.
 #[cfg(test)]
 mod kubectl_tests {
     use super::*;
@@ -2043,8 +2044,16 @@ mod kubectl_tests {
     struct Fake {
         api: OpenApi,
         discovery: Discovery,
-        /// Query strings of the POSTs received.
-        posts: Mutex<Vec<String>>,
+        /// "METHOD path" of every request.
+        requests: Mutex<Vec<String>>,
+        /// Writes received: (method, query, content type, body).
+        writes: Mutex<Vec<(String, String, String, Value)>>,
+        /// Created objects by item path.
+        objects: Mutex<BTreeMap<String, Value>>,
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -2080,22 +2089,40 @@ mod kubectl_tests {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        if req.method() == http::Method::POST {
-            state
-                .posts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(query);
+        lock(&state.requests).push(format!("{} {path}", req.method()));
+        let method = req.method().clone();
+        if method == http::Method::POST || method == http::Method::PATCH {
+            let content_type = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             let body = req
                 .into_body()
                 .collect()
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            let mut obj: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            lock(&state.writes).push((method.to_string(), query, content_type, body.clone()));
+            if method == http::Method::PATCH {
+                // The stored object stands in for the patched one.
+                let stored = lock(&state.objects).get(&path).cloned();
+                return Ok(stored.map_or_else(not_found, |obj| json_reply(200, &obj)));
+            }
+            let mut obj = body;
             obj["metadata"]["uid"] = json!("0d3c5f6e-0000-4000-8000-000000000001");
             obj["metadata"]["resourceVersion"] = json!("1");
+            let name = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            lock(&state.objects).insert(format!("{path}/{name}"), obj.clone());
             return Ok(json_reply(201, &obj));
+        }
+        if let Some(obj) = lock(&state.objects).get(&path) {
+            return Ok(json_reply(200, obj));
         }
         let d = &state.discovery;
         let aggregated = discovery::wants_aggregated(&accept);
@@ -2180,7 +2207,7 @@ mod kubectl_tests {
     }
 
     #[tokio::test]
-    async fn kubectl_explains_and_delegates_validation() {
+    async fn kubectl_explains_delegates_validation_and_merges_by_key() {
         if !Path::new(KUBECTL).exists() {
             eprintln!("skipping: {KUBECTL} not installed");
             return;
@@ -2188,7 +2215,9 @@ mod kubectl_tests {
         let state = Arc::new(Fake {
             api: OpenApi::build(),
             discovery: Discovery::build("127.0.0.1:6443"),
-            posts: Mutex::new(Vec::new()),
+            requests: Mutex::new(Vec::new()),
+            writes: Mutex::new(Vec::new()),
+            objects: Mutex::new(BTreeMap::new()),
         });
         let (server, task) = serve(state.clone()).await;
         let home = tempfile::tempdir().expect("tempdir");
@@ -2247,27 +2276,59 @@ mod kubectl_tests {
         .await;
         assert!(ok && out.contains("pod/web created"), "{out}");
         let deploy = home.path().join("deploy.yaml");
-        std::fs::write(
-            &deploy,
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: c\n        image: nginx\n",
-        )
-        .expect("write manifest");
-        let (ok, out) = kubectl(
-            &server,
-            home.path(),
-            &["apply", "-f", &deploy.to_string_lossy()],
-        )
-        .await;
+        let manifest = |image: &str| {
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: c\n        image: {image}\n"
+            )
+        };
+        std::fs::write(&deploy, manifest("nginx:1")).expect("write manifest");
+        let deploy = deploy.to_string_lossy().into_owned();
+        let (ok, out) = kubectl(&server, home.path(), &["apply", "-f", &deploy]).await;
         assert!(ok && out.contains("deployment.apps/web created"), "{out}");
-        let posts = state
-            .posts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        assert_eq!(posts.len(), 2, "{posts:?}");
+
+        // Client-side apply of a change: kubectl computes a strategic merge patch from the v3
+        // schema's merge keys (a `$setElementOrder` directive needs the containers' merge key).
+        std::fs::write(home.path().join("deploy.yaml"), manifest("nginx:2"))
+            .expect("write manifest");
+        let (ok, out) = kubectl(&server, home.path(), &["apply", "-f", &deploy]).await;
         assert!(
-            posts.iter().all(|q| q.contains("fieldValidation=Strict")),
-            "{posts:?}"
+            ok && out.contains("deployment.apps/web configured"),
+            "{out}"
+        );
+        assert!(!out.contains("warning"), "{out}");
+
+        let writes = lock(&state.writes).clone();
+        let summary: Vec<(&str, &str, &str)> = writes
+            .iter()
+            .map(|(m, q, ct, _)| (m.as_str(), q.as_str(), ct.as_str()))
+            .collect();
+        assert_eq!(writes.len(), 3, "{summary:?}");
+        assert!(
+            writes
+                .iter()
+                .all(|(_, q, _, _)| q.contains("fieldValidation=Strict")),
+            "{summary:?}"
+        );
+        let (method, _, content_type, patch) = &writes[2];
+        assert_eq!(
+            (method.as_str(), content_type.as_str()),
+            ("PATCH", "application/strategic-merge-patch+json")
+        );
+        let spec = &patch["spec"]["template"]["spec"];
+        assert_eq!(
+            spec["$setElementOrder/containers"],
+            json!([{"name": "c"}]),
+            "{patch}"
+        );
+        assert_eq!(
+            spec["containers"],
+            json!([{"image": "nginx:2", "name": "c"}]),
+            "{patch}"
+        );
+        let requests = lock(&state.requests).clone();
+        assert!(
+            !requests.iter().any(|r| r.contains("/openapi/v2")),
+            "{requests:?}"
         );
         task.abort();
     }
