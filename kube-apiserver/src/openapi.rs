@@ -2023,6 +2023,7 @@ mod tests {
         assert_eq!(hex_upper(&[0x0f, 0xa0]), "0FA0");
     }
 }
+
 /// End-to-end: kubectl 1.33 against a throwaway HTTP server that serves only `/version`,
 /// discovery and these documents, plus recording POST/PATCH handlers: no route of the real
 /// server is involved.
