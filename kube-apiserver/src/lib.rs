@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod errors;
 pub mod handler;
 pub mod metrics;
+pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
