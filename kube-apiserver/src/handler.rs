@@ -180,6 +180,7 @@ pub struct App {
     storage: Arc<dyn Storage>,
     stores: HashMap<(String, String, String), Arc<Store>>,
     discovery: Discovery,
+    openapi: crate::openapi::OpenApi,
     pub allocator: Arc<ServiceAllocator>,
     /// Set once the serving layer is built; answers TokenReviews.
     pub authenticator: std::sync::OnceLock<Arc<crate::server::auth::Authenticator>>,
@@ -217,7 +218,8 @@ impl App {
             stores.insert((info.group.to_string(), info.version.to_string(), info.plural.to_string()), Arc::new(store));
         }
         let discovery = Discovery::build(&format!("{}:{}", cfg.advertise_address, cfg.listen.port()));
-        Ok(Arc::new(App { cfg, storage, stores, discovery, allocator, authenticator: std::sync::OnceLock::new() }))
+        let openapi = crate::openapi::OpenApi::build();
+        Ok(Arc::new(App { cfg, storage, stores, discovery, openapi, allocator, authenticator: std::sync::OnceLock::new() }))
     }
 
     pub fn store(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<Store>> {
@@ -356,6 +358,33 @@ impl App {
             }
             p if p.starts_with("/healthz/") || p.starts_with("/livez/") || p.starts_with("/readyz/") => {
                 return respond(200, "text/plain; charset=utf-8", "ok");
+            }
+            "/openapi/v2" | "/openapi/v2/" => {
+                if !accept.is_empty() && !accept.contains("json") && !accept.contains("*/*") {
+                    return error_response(&ApiError::NotAcceptable("only application/json is served for /openapi/v2".into()));
+                }
+                return respond(200, "application/json", self.openapi.v2().clone());
+            }
+            "/openapi/v3" | "/openapi/v3/" => return json_response(200, self.openapi.v3_index()),
+            p if p.starts_with("/openapi/v3/") => {
+                let doc_path = &p["/openapi/v3/".len()..];
+                let Some(doc) = self.openapi.v3_doc(doc_path) else {
+                    return error_response(&ApiError::NotFound(Target::default()));
+                };
+                let hash = self.openapi.v3_hash(doc_path).unwrap_or("");
+                let query = parse_query(req.uri().query());
+                let etag = format!("\"{hash}\"");
+                if req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+                    return Response::builder().status(304).header(header::ETAG, etag).body(full(Bytes::new())).expect("valid response");
+                }
+                let cache = if query.get("hash").map(String::as_str) == Some(hash) { "public, immutable" } else { "no-cache, private" };
+                return Response::builder()
+                    .status(200)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CACHE_CONTROL, cache)
+                    .header(header::ETAG, etag)
+                    .body(full(doc.clone()))
+                    .expect("valid response");
             }
             "/api" | "/api/" => {
                 return if discovery::wants_aggregated(&accept) {
