@@ -436,7 +436,11 @@ pub fn find_binary(name: &str) -> Result<PathBuf, HarnessError> {
         };
     }
     if let Ok(exe) = std::env::current_exe() {
-        // target/<profile>/deps/<test-exe> -> target/<profile>/<name>
+        // A binary such as target/<profile>/apiserver-bench -> target/<profile>/<name>.
+        if let Some(dir) = exe.parent() {
+            candidates.push(dir.join(name));
+        }
+        // A test in target/<profile>/deps/<test-exe> -> target/<profile>/<name>.
         if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
             candidates.push(profile_dir.join(name));
         }

@@ -116,7 +116,14 @@ impl Server {
         let Server { listener, local_addr, acceptor, auth, handler, shutdown_grace } = self;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new());
-        builder.http2().timer(TokioTimer::new()).max_concurrent_streams(HTTP2_MAX_CONCURRENT_STREAMS);
+        // Streams finished before their request body's END_STREAM arrives are reset by the h2
+        // library and counted as "local error resets"; busy clients reach the default cap of
+        // 1024 per connection, so the cap is lifted (remote resets stay limited by h2).
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(HTTP2_MAX_CONCURRENT_STREAMS)
+            .max_local_error_reset_streams(None);
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         let mut conns = JoinSet::new();

@@ -31,6 +31,7 @@ pub async fn run_all(s: Arc<dyn Storage>, prefix: &str) {
     watch_replay_and_live(&*s, &format!("{prefix}watch/")).await;
     watch_prefix_isolation(&*s, &format!("{prefix}watchiso/")).await;
     concurrent_creates(s.clone(), &format!("{prefix}concurrent/")).await;
+    large_list(s.clone(), &format!("{prefix}large/")).await;
     compaction(&*s, &format!("{prefix}compaction/")).await;
 }
 
@@ -534,6 +535,29 @@ pub async fn concurrent_creates(s: Arc<dyn Storage>, p: &str) {
     let listed = s.list(p, ListOptions::default()).await.unwrap();
     let want: Vec<_> = created.iter().map(|(key, rev)| kv(key, key, *rev, *rev)).collect();
     assert_eq!(listed.items, want);
+}
+
+/// A list whose response is larger than gRPC's default 4 MiB message limit.
+pub async fn large_list(s: Arc<dyn Storage>, p: &str) {
+    const N: usize = 1200;
+    let value = "v".repeat(4096);
+    let tasks: Vec<_> = (0..8)
+        .map(|w| {
+            let (s, p, value) = (s.clone(), p.to_string(), value.clone());
+            tokio::spawn(async move {
+                for i in (w..N).step_by(8) {
+                    s.create(&format!("{p}{i:05}"), bytes(&value)).await.expect("create");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let listed = s.list(p, ListOptions::default()).await.expect("large list");
+    assert_eq!(listed.items.len(), N);
+    assert!(listed.items.iter().map(|kv| kv.value.len()).sum::<usize>() > 4 * 1024 * 1024);
+    assert!(!listed.more);
 }
 
 pub async fn compaction(s: &dyn Storage, p: &str) {

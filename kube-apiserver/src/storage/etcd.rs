@@ -23,6 +23,8 @@ use super::{
 };
 
 /// Upper bound for one unary request, so calls fail instead of hanging while etcd is away.
+/// Largest gRPC response accepted from etcd.
+const MAX_MESSAGE: usize = i32::MAX as usize;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// A key nobody writes, read for health and revision probes.
@@ -175,8 +177,10 @@ impl EtcdStorage {
         })
     }
 
+    /// A KV client that accepts responses of any size (a LIST of many objects exceeds gRPC's
+    /// default 4 MiB; upstream lifts the limit the same way).
     fn kv(&self) -> KvClient {
-        self.client.kv_client()
+        self.client.kv_client().max_decoding_message_size(MAX_MESSAGE)
     }
 
     async fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse, StorageError> {
@@ -417,7 +421,7 @@ impl Storage for EtcdStorage {
             .with_prefix()
             .with_start_revision(next)
             .with_prev_key();
-        let mut client = self.client.watch_client();
+        let mut client = self.client.watch_client().max_decoding_message_size(MAX_MESSAGE);
         let stream = with_timeout(REQUEST_TIMEOUT, client.watch(prefix, Some(opts)))
             .await?
             .map_err(map_err)?;
