@@ -58,6 +58,17 @@ struct Inner {
     ready: bool,
 }
 
+impl Inner {
+    /// Every cached object whose key starts with `key_prefix`, in key order.
+    fn under(&self, key_prefix: &str) -> Vec<Arc<Value>> {
+        self.objects
+            .range(key_prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(key_prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
 /// Why a watch could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CacheError {
@@ -220,13 +231,7 @@ impl Cacher {
     /// A snapshot of every object under `key_prefix`, with the cache revision it reflects.
     pub fn snapshot(&self, key_prefix: &str) -> (Vec<Arc<Value>>, Revision) {
         let inner = self.inner.read().expect("cacher lock");
-        let items = inner
-            .objects
-            .range(key_prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(key_prefix))
-            .map(|(_, v)| v.clone())
-            .collect();
-        (items, inner.rv)
+        (inner.under(key_prefix), inner.rv)
     }
 
     /// Number of cached objects (for metrics).
@@ -264,12 +269,7 @@ impl Cacher {
         if !inner.ready {
             return Err(CacheError::NotReady);
         }
-        let items = inner
-            .objects
-            .range(key_prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(key_prefix))
-            .map(|(_, v)| v.clone())
-            .collect();
+        let items = inner.under(key_prefix);
         Ok((items, Subscription { backlog: Vec::new(), live: inner.tx.subscribe(), after: inner.rv }))
     }
 }
