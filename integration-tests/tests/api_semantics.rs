@@ -129,6 +129,17 @@ async fn metadata_generation_finalizers_and_dry_run() {
     let (_, d) = api.delete(&format!("{deps}/or?propagationPolicy=Orphan"), None).await;
     assert_eq!(d["metadata"]["finalizers"], json!(["orphan"]));
 
+    // deletecollection honours the label selector.
+    for (name, team) in [("dc1", "a"), ("dc2", "a"), ("dc3", "b")] {
+        api.post(cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"team": team}}})).await;
+    }
+    let (code, gone) = api.delete(&format!("{cms}?labelSelector=team%3Da"), None).await;
+    assert_eq!(code, 200, "{gone}");
+    assert_eq!(gone["items"].as_array().map(Vec::len), Some(2));
+    let (_, left) = api.get(&format!("{cms}?labelSelector=team")).await;
+    let names: Vec<&str> = left["items"].as_array().unwrap().iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["dc3"]);
+
     // Preconditions.
     api.post(deps, deployment("pre")).await;
     let (code, st) = api.delete(&format!("{deps}/pre"), Some(json!({"preconditions": {"uid": "not-the-uid"}}))).await;
