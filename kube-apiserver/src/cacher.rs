@@ -100,8 +100,15 @@ const BROADCAST_CAPACITY: usize = 16 * 1024;
 impl Cacher {
     /// Create the cache and start its reflector task.
     pub fn start(storage: Arc<dyn Storage>, prefix: String, capacity: usize, decode: Decoder) -> Arc<Self> {
+        let cacher = Self::idle(storage, prefix, capacity, decode);
+        cacher.spawn_reflector();
+        cacher
+    }
+
+    /// A cache that never loads (for create-only resources, which store nothing).
+    pub fn idle(storage: Arc<dyn Storage>, prefix: String, capacity: usize, decode: Decoder) -> Arc<Self> {
         let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let cacher = Arc::new(Cacher {
+        Arc::new(Cacher {
             storage,
             prefix,
             capacity: capacity.max(100),
@@ -115,8 +122,11 @@ impl Cacher {
                 ready: false,
             }),
             ready_notify: tokio::sync::Notify::new(),
-        });
-        let weak = Arc::downgrade(&cacher);
+        })
+    }
+
+    fn spawn_reflector(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
@@ -132,7 +142,6 @@ impl Cacher {
                 tokio::time::sleep(backoff).await;
             }
         });
-        cacher
     }
 
     /// List, then follow the storage watch until it ends.
