@@ -396,3 +396,31 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_one_resource_in_two_shapes() {
+    let s = ApiServer::start_default().await;
+    let api = Api::new(&s);
+    let ev = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "e1"},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "default-scheduler", "reportingInstance": "sched-1",
+        "action": "Binding", "reason": "Scheduled", "type": "Normal",
+        "note": "Successfully assigned default/p to n1",
+        "regarding": {"kind": "Pod", "namespace": "default", "name": "p", "apiVersion": "v1"},
+    });
+    let (code, created) = api.post("/apis/events.k8s.io/v1/namespaces/default/events", ev).await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["note"], "Successfully assigned default/p to n1");
+    let (code, core) = api.get("/api/v1/namespaces/default/events/e1").await;
+    assert_eq!(code, 200);
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["message"], "Successfully assigned default/p to n1");
+    assert_eq!(core["involvedObject"]["name"], "p");
+    let (_, list) = api.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dp").await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    let (_, back) = api.get("/apis/events.k8s.io/v1/namespaces/default/events/e1").await;
+    assert_eq!(back["regarding"]["name"], "p");
+    assert_eq!(back["reportingController"], "default-scheduler");
+}
