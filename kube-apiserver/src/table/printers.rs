@@ -863,7 +863,8 @@ pub(super) fn service_ports(svc: &Value) -> String {
     let pieces: Vec<String> = arr(&svc["spec"]["ports"])
         .iter()
         .map(|p| {
-            let proto = st(&p["protocol"]);
+            // Defaulting sets TCP; read an undefaulted port the same way.
+            let proto = p["protocol"].as_str().unwrap_or("TCP");
             match int(&p["nodePort"]) {
                 n if n > 0 => format!("{}:{n}/{proto}", int(&p["port"])),
                 _ => format!("{}/{proto}", int(&p["port"])),
