@@ -97,6 +97,9 @@ enum Format {
     Json,
     Yaml,
     Table,
+    /// `as=PartialObjectMetadata` (`list` false) or `as=PartialObjectMetadataList`, in
+    /// `meta.k8s.io/<version>`.
+    Metadata { list: bool, version: &'static str },
 }
 
 fn negotiate(accept: &str) -> Result<Format, ApiError> {
@@ -112,6 +115,9 @@ fn negotiate(accept: &str) -> Result<Format, ApiError> {
             }
             continue;
         }
+        if let Some(f) = metadata_format(&params) {
+            return Ok(f);
+        }
         if params.iter().any(|p| p.starts_with("as=")) {
             continue;
         }
@@ -126,6 +132,20 @@ fn negotiate(accept: &str) -> Result<Format, ApiError> {
     Err(ApiError::NotAcceptable(
         "only the following media types are accepted: application/json, application/yaml".into(),
     ))
+}
+
+/// `application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1|v1beta1`.
+fn metadata_format(params: &[&str]) -> Option<Format> {
+    if params[0] != "application/json" || !params.contains(&"g=meta.k8s.io") {
+        return None;
+    }
+    let version = [("v=v1", "v1"), ("v=v1beta1", "v1beta1")].into_iter().find(|(p, _)| params.contains(p))?.1;
+    let list = match params.iter().find_map(|p| p.strip_prefix("as="))? {
+        "PartialObjectMetadata" => false,
+        "PartialObjectMetadataList" => true,
+        _ => return None,
+    };
+    Some(Format::Metadata { list, version })
 }
 
 pub fn full(body: impl Into<Bytes>) -> Body {
@@ -840,19 +860,32 @@ impl App {
     }
 
     fn render_object(&self, code: u16, obj: &Value, ctx: &Ctx<'_>) -> Response<Body> {
-        if ctx.format == Format::Table {
-            let t = table::object_table(ctx.store.info, std::iter::once(obj), &json!({}), include_object(&ctx.query), true);
-            return json_response(code, &t);
+        let rendered = match ctx.format {
+            Format::Table => table::object_table_for(ctx.store.info, obj, include_object(&ctx.query), true),
+            Format::Metadata { list, version } => table::metadata_object(ctx.store.info, obj, list, version),
+            _ => return encode_as(code, obj, ctx.format),
+        };
+        match rendered {
+            Ok(v) => json_response(code, &v),
+            Err(e) => error_response(&e),
         }
-        encode_as(code, obj, ctx.format)
     }
 
     fn render_list(&self, list: &registry::ObjectList, ctx: &Ctx<'_>) -> Response<Body> {
         match ctx.format {
             Format::Table => {
                 let items = list.items.iter().map(|a| a.as_ref());
-                let t = table::object_table(ctx.store.info, items, &list.metadata(), include_object(&ctx.query), true);
-                json_response(200, &t)
+                match table::object_table(ctx.store.info, items, &list.metadata(), include_object(&ctx.query), true) {
+                    Ok(t) => json_response(200, &t),
+                    Err(e) => error_response(&e),
+                }
+            }
+            Format::Metadata { list: want_list, version } => {
+                let items = list.items.iter().map(|a| a.as_ref());
+                match table::metadata_list(ctx.store.info, items, &list.metadata(), want_list, version) {
+                    Ok(v) => json_response(200, &v),
+                    Err(e) => error_response(&e),
+                }
             }
             Format::Yaml => match serde_yaml::to_string(list) {
                 Ok(s) => respond(200, "application/yaml", s),
@@ -885,6 +918,7 @@ impl App {
             }
         };
         let format = ctx.format;
+        let include = include_object(&ctx.query).to_string();
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let start = match store.watch_start(ns.as_deref(), &q, send_initial).await {
             Ok(s) => Some(s),
@@ -905,9 +939,15 @@ impl App {
                 let mut first_table = true;
                 let encode = |ty: &str, obj: &Value, first: &mut bool| -> Bytes {
                     if format == Format::Table && ty != "BOOKMARK" && ty != "ERROR" {
-                        let t = table::object_table(info, std::iter::once(obj), &json!({}), "Metadata", *first);
-                        *first = false;
-                        watch_line(ty, &t)
+                        match table::object_table_for(info, obj, &include, *first) {
+                            Ok(t) => {
+                                *first = false;
+                                watch_line(ty, &t)
+                            }
+                            Err(e) => watch_line("ERROR", &e.to_status()),
+                        }
+                    } else if let (Format::Metadata { version, .. }, false) = (format, ty == "ERROR") {
+                        watch_line(ty, &table::partial_object_metadata(obj, version))
                     } else {
                         watch_line(ty, obj)
                     }
@@ -1254,7 +1294,15 @@ mod tests {
             Format::Table
         );
         assert_eq!(negotiate("application/yaml").unwrap(), Format::Yaml);
-        assert_eq!(negotiate("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io, application/json").unwrap(), Format::Json);
+        assert_eq!(
+            negotiate("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io, application/json").unwrap(),
+            Format::Metadata { list: true, version: "v1" }
+        );
+        assert_eq!(
+            negotiate("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1").unwrap(),
+            Format::Metadata { list: false, version: "v1beta1" }
+        );
+        assert_eq!(negotiate("application/json;as=Other;g=meta.k8s.io;v=v1, application/json").unwrap(), Format::Json);
         assert!(negotiate("application/vnd.kubernetes.protobuf").is_err());
     }
 
