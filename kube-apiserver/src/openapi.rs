@@ -264,7 +264,7 @@ impl OpenApi {
                 for item in &items {
                     v2_paths.insert(item.path.clone(), item.to_v2());
                 }
-                let document = Document::new(&v3_document(&items, &definitions, &v3_definitions));
+                let document = Document::new(&v3_document(&items, definitions, &v3_definitions));
                 let key = index_path(group, version);
                 index.insert(
                     key.clone(),
@@ -274,7 +274,7 @@ impl OpenApi {
             }
         }
         let v2 = V2Document {
-            definitions: &definitions,
+            definitions,
             info: json!({"title": "Kubernetes", "version": crate::handler::KUBE_VERSION.2}),
             paths: v2_paths,
             security: json!([{"BearerToken": []}]),
@@ -1472,7 +1472,9 @@ impl SchemaRef {
     /// The root schema of `group/version, Kind=kind`, if the server has one.
     pub fn for_kind(group: &str, version: &str, kind: &str) -> Option<SchemaRef> {
         let name = schema_name(group, version, kind)?;
-        shared_definitions().get(&name).map(|schema| SchemaRef { schema }.resolved())
+        shared_definitions()
+            .get(&name)
+            .map(|schema| SchemaRef { schema }.resolved())
     }
 
     /// Follow `$ref` (alone or as a single `allOf`) to the schema it names.
@@ -1482,7 +1484,12 @@ impl SchemaRef {
         for _ in 0..8 {
             let reference = schema
                 .get("$ref")
-                .or_else(|| schema.get("allOf").and_then(|a| a.get(0)).and_then(|s| s.get("$ref")))
+                .or_else(|| {
+                    schema
+                        .get("allOf")
+                        .and_then(|a| a.get(0))
+                        .and_then(|s| s.get("$ref"))
+                })
                 .and_then(Value::as_str)
                 .and_then(|r| r.strip_prefix(V2_REF));
             match reference.and_then(|name| shared_definitions().get(name)) {
@@ -1496,7 +1503,8 @@ impl SchemaRef {
     /// The field `name` of this object schema: a declared property, or any key of a map
     /// (`additionalProperties`).
     pub fn field(self, name: &str) -> Option<FieldSchema> {
-        let marker = |prop: &'static Value, key: &str| prop.get(key).and_then(Value::as_str).unwrap_or("");
+        let marker =
+            |prop: &'static Value, key: &str| prop.get(key).and_then(Value::as_str).unwrap_or("");
         if let Some(prop) = self.schema.get("properties").and_then(|p| p.get(name)) {
             return Some(FieldSchema {
                 patch_strategy: marker(prop, "x-kubernetes-patch-strategy"),
@@ -1505,13 +1513,24 @@ impl SchemaRef {
                 value: SchemaRef { schema: prop }.resolved(),
             });
         }
-        let values = self.schema.get("additionalProperties").filter(|v| v.is_object())?;
-        Some(FieldSchema { patch_strategy: "", merge_key: "", list_type: "", value: SchemaRef { schema: values }.resolved() })
+        let values = self
+            .schema
+            .get("additionalProperties")
+            .filter(|v| v.is_object())?;
+        Some(FieldSchema {
+            patch_strategy: "",
+            merge_key: "",
+            list_type: "",
+            value: SchemaRef { schema: values }.resolved(),
+        })
     }
 
     /// The element schema of this list schema.
     pub fn items(self) -> Option<SchemaRef> {
-        self.schema.get("items").filter(|v| v.is_object()).map(|schema| SchemaRef { schema }.resolved())
+        self.schema
+            .get("items")
+            .filter(|v| v.is_object())
+            .map(|schema| SchemaRef { schema }.resolved())
     }
 }
 
@@ -2434,18 +2453,38 @@ mod patch_lookup_tests {
 
     #[test]
     fn merge_keys_and_strategies_of_nested_fields() {
-        let f = field_schema("apps", "v1", "Deployment", &["spec", "template", "spec", "containers"]).expect("containers");
-        assert_eq!((f.patch_strategy, f.merge_key, f.list_type), ("merge", "name", "map"));
-        let f = field_schema("apps", "v1", "Deployment", &["spec", "template", "spec", "containers", "ports"]).expect("ports");
+        let f = field_schema(
+            "apps",
+            "v1",
+            "Deployment",
+            &["spec", "template", "spec", "containers"],
+        )
+        .expect("containers");
+        assert_eq!(
+            (f.patch_strategy, f.merge_key, f.list_type),
+            ("merge", "name", "map")
+        );
+        let f = field_schema(
+            "apps",
+            "v1",
+            "Deployment",
+            &["spec", "template", "spec", "containers", "ports"],
+        )
+        .expect("ports");
         assert_eq!((f.patch_strategy, f.merge_key), ("merge", "containerPort"));
-        let f = field_schema("", "v1", "Pod", &["spec", "containers", "volumeMounts"]).expect("volumeMounts");
+        let f = field_schema("", "v1", "Pod", &["spec", "containers", "volumeMounts"])
+            .expect("volumeMounts");
         assert_eq!(f.merge_key, "mountPath");
         let f = field_schema("", "v1", "Pod", &["spec", "volumes"]).expect("volumes");
-        assert_eq!((f.patch_strategy, f.merge_key), ("merge,retainKeys", "name"));
+        assert_eq!(
+            (f.patch_strategy, f.merge_key),
+            ("merge,retainKeys", "name")
+        );
         let f = field_schema("apps", "v1", "Deployment", &["spec", "strategy"]).expect("strategy");
         assert_eq!(f.patch_strategy, "retainKeys");
         assert!(f.value.field("rollingUpdate").is_some());
-        let f = field_schema("", "v1", "ConfigMap", &["metadata", "finalizers"]).expect("finalizers");
+        let f =
+            field_schema("", "v1", "ConfigMap", &["metadata", "finalizers"]).expect("finalizers");
         assert_eq!((f.patch_strategy, f.merge_key), ("merge", ""));
         // Lists without a strategy, and map values.
         let f = field_schema("", "v1", "Pod", &["spec", "containers", "args"]).expect("args");
@@ -2453,7 +2492,10 @@ mod patch_lookup_tests {
         assert!(f.value.items().is_some());
         assert!(field_schema("", "v1", "Pod", &["metadata", "labels", "app"]).is_some());
         assert!(field_schema("", "v1", "Pod", &["spec", "nope"]).is_none());
-        assert!(SchemaRef::for_kind("autoscaling", "v1", "Scale").is_some_and(|s| s.field("spec").is_some()));
+        assert!(
+            SchemaRef::for_kind("autoscaling", "v1", "Scale")
+                .is_some_and(|s| s.field("spec").is_some())
+        );
         assert!(SchemaRef::for_kind("example.com", "v1", "Nope").is_none());
     }
 }

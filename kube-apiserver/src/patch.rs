@@ -34,13 +34,21 @@ pub struct Gvk<'a> {
 
 impl From<&ResourceInfo> for Gvk<'static> {
     fn from(info: &ResourceInfo) -> Self {
-        Gvk { group: info.group, version: info.version, kind: info.kind }
+        Gvk {
+            group: info.group,
+            version: info.version,
+            kind: info.kind,
+        }
     }
 }
 
 impl From<&Subresource> for Gvk<'static> {
     fn from(sub: &Subresource) -> Self {
-        Gvk { group: sub.group, version: sub.version, kind: sub.kind }
+        Gvk {
+            group: sub.group,
+            version: sub.version,
+            kind: sub.kind,
+        }
     }
 }
 
@@ -66,7 +74,10 @@ pub enum PatchError {
     #[error("The order in patch list:\n{patch}\n doesn't match $setElementOrder list:\n{order}\n")]
     OrderMismatch { patch: String, order: String },
     #[error("expected a {expected}, but received a {actual}")]
-    BadArgType { expected: &'static str, actual: &'static str },
+    BadArgType {
+        expected: &'static str,
+        actual: &'static str,
+    },
     #[error("list element types are not identical: {0}")]
     MixedElements(String),
     #[error("cannot merge lists without merge key for {0}")]
@@ -85,7 +96,11 @@ impl From<PatchError> for ApiError {
             PatchError::ListOfLists => ApiError::Invalid {
                 kind: String::new(),
                 target: Target::default(),
-                causes: vec![Cause { reason: "FieldValueInvalid".into(), message: e.to_string(), field: String::new() }],
+                causes: vec![Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: e.to_string(),
+                    field: String::new(),
+                }],
             },
             other => ApiError::Internal(other.to_string()),
         }
@@ -95,7 +110,8 @@ impl From<PatchError> for ApiError {
 /// Apply a strategic merge patch document (the request body) to `original`, an object of
 /// kind `gvk`.
 pub fn apply_strategic(original: &Value, body: &[u8], gvk: Gvk<'_>) -> Result<Value, ApiError> {
-    let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let patch: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let patch = match patch {
         Value::Object(m) => m,
         Value::Null => Map::new(),
@@ -108,14 +124,21 @@ pub fn apply_strategic(original: &Value, body: &[u8], gvk: Gvk<'_>) -> Result<Va
     };
     let schema = SchemaRef::for_kind(gvk.group, gvk.version, gvk.kind);
     if schema.is_none() {
-        tracing::debug!(?gvk, "no schema: strategic merge patch without list strategies");
+        tracing::debug!(
+            ?gvk,
+            "no schema: strategic merge patch without list strategies"
+        );
     }
     Ok(strategic_merge(original, patch, schema)?)
 }
 
 /// Merge `patch` into `original` following the strategies of `schema` (none known: every
 /// list is replaced).
-pub fn strategic_merge(original: &Value, patch: Map<String, Value>, schema: Option<SchemaRef>) -> Result<Value, PatchError> {
+pub fn strategic_merge(
+    original: &Value,
+    patch: Map<String, Value>,
+    schema: Option<SchemaRef>,
+) -> Result<Value, PatchError> {
     let original = match original {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
@@ -127,7 +150,13 @@ pub fn strategic_merge(original: &Value, patch: Map<String, Value>, schema: Opti
 /// set aside: on the server it only matters through the `$retainKeys` directive.
 fn strategy(field: Option<FieldSchema>) -> (&'static str, &'static str) {
     match field {
-        Some(f) => (f.patch_strategy.split(',').find(|s| *s != "retainKeys").unwrap_or(""), f.merge_key),
+        Some(f) => (
+            f.patch_strategy
+                .split(',')
+                .find(|s| *s != "retainKeys")
+                .unwrap_or(""),
+            f.merge_key,
+        ),
         None => ("", ""),
     }
 }
@@ -137,7 +166,11 @@ fn directive_field<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
     key.strip_prefix(prefix)?.strip_prefix('/')
 }
 
-fn merge_map(mut original: Map<String, Value>, mut patch: Map<String, Value>, schema: Option<SchemaRef>) -> Result<Map<String, Value>, PatchError> {
+fn merge_map(
+    mut original: Map<String, Value>,
+    mut patch: Map<String, Value>,
+    schema: Option<SchemaRef>,
+) -> Result<Map<String, Value>, PatchError> {
     if let Some(directive) = patch.get(DIRECTIVE) {
         return match directive.as_str() {
             Some("replace") => {
@@ -145,7 +178,10 @@ fn merge_map(mut original: Map<String, Value>, mut patch: Map<String, Value>, sc
                 merge_map(Map::new(), patch, schema)
             }
             Some("delete") => Ok(Map::new()),
-            _ => Err(PatchError::BadPatchType { directive: go_fmt(directive), map: go_fmt(&Value::Object(patch)) }),
+            _ => Err(PatchError::BadPatchType {
+                directive: go_fmt(directive),
+                map: go_fmt(&Value::Object(patch)),
+            }),
         };
     }
     retain_keys(&mut original, &mut patch)?;
@@ -153,7 +189,8 @@ fn merge_map(mut original: Map<String, Value>, mut patch: Map<String, Value>, sc
     let mut deletions = Vec::new();
     for (key, value) in patch {
         if key.starts_with(DELETE_FROM_PRIMITIVE_LIST) {
-            let field = directive_field(&key, DELETE_FROM_PRIMITIVE_LIST).ok_or(PatchError::BadPrimitiveList)?;
+            let field = directive_field(&key, DELETE_FROM_PRIMITIVE_LIST)
+                .ok_or(PatchError::BadPrimitiveList)?;
             deletions.push((field.to_string(), value));
             continue;
         }
@@ -180,13 +217,19 @@ fn merge_map(mut original: Map<String, Value>, mut patch: Map<String, Value>, sc
     Ok(original)
 }
 
-fn merge_value(current: Value, patch: Value, field: Option<FieldSchema>) -> Result<Value, PatchError> {
+fn merge_value(
+    current: Value,
+    patch: Value,
+    field: Option<FieldSchema>,
+) -> Result<Value, PatchError> {
     let (strategy, _) = strategy(field);
     match (current, patch) {
         (Value::Object(c), Value::Object(p)) if strategy != "replace" => {
             Ok(Value::Object(merge_map(c, p, field.map(|f| f.value))?))
         }
-        (Value::Array(c), Value::Array(p)) if strategy == "merge" => Ok(Value::Array(merge_list(c, p, field)?)),
+        (Value::Array(c), Value::Array(p)) if strategy == "merge" => {
+            Ok(Value::Array(merge_list(c, p, field)?))
+        }
         (Value::Array(_), Value::Array(p)) => Ok(Value::Array(p)),
         (_, p) => fresh(p, field),
     }
@@ -195,7 +238,11 @@ fn merge_value(current: Value, patch: Value, field: Option<FieldSchema>) -> Resu
 /// A patch value with nothing to merge into: its directives still apply (against nothing).
 fn fresh(value: Value, field: Option<FieldSchema>) -> Result<Value, PatchError> {
     match value {
-        Value::Object(p) => Ok(Value::Object(merge_map(Map::new(), p, field.map(|f| f.value))?)),
+        Value::Object(p) => Ok(Value::Object(merge_map(
+            Map::new(),
+            p,
+            field.map(|f| f.value),
+        )?)),
         Value::Array(items) if strategy(field).0 == "merge" => {
             let items_schema = field.and_then(|f| f.value.items());
             let mut out = Vec::with_capacity(items.len());
@@ -204,7 +251,9 @@ fn fresh(value: Value, field: Option<FieldSchema>) -> Result<Value, PatchError> 
                     Value::Object(m) if m.contains_key(DIRECTIVE) => {
                         check_element_directive(&m)?;
                     }
-                    Value::Object(m) => out.push(Value::Object(merge_map(Map::new(), m, items_schema)?)),
+                    Value::Object(m) => {
+                        out.push(Value::Object(merge_map(Map::new(), m, items_schema)?))
+                    }
                     other => out.push(other),
                 }
             }
@@ -229,7 +278,11 @@ fn check_element_directive(m: &Map<String, Value>) -> Result<&'static str, Patch
 
 /// Merge two lists of a `merge` field: scalars as a set, maps by the merge key. The result
 /// keeps the patch's order for its items and the live order for the rest.
-fn merge_list(current: Vec<Value>, patch: Vec<Value>, field: Option<FieldSchema>) -> Result<Vec<Value>, PatchError> {
+fn merge_list(
+    current: Vec<Value>,
+    patch: Vec<Value>,
+    field: Option<FieldSchema>,
+) -> Result<Vec<Value>, PatchError> {
     if current.is_empty() && patch.is_empty() {
         return Ok(current);
     }
@@ -291,7 +344,10 @@ fn merge_list(current: Vec<Value>, patch: Vec<Value>, field: Option<FieldSchema>
     let mut merged = current;
     for item in &plain {
         let Value::Object(m) = item else {
-            return Err(PatchError::BadArgType { expected: "map", actual: go_type(item) });
+            return Err(PatchError::BadArgType {
+                expected: "map",
+                actual: go_type(item),
+            });
         };
         let value = m.get(key).ok_or_else(|| no_merge_key(m, key))?;
         let mut found = None;
@@ -302,7 +358,12 @@ fn merge_list(current: Vec<Value>, patch: Vec<Value>, field: Option<FieldSchema>
                     break;
                 }
                 Value::Object(_) => {}
-                _ => return Err(PatchError::BadArgType { expected: "map", actual: go_type(e) }),
+                _ => {
+                    return Err(PatchError::BadArgType {
+                        expected: "map",
+                        actual: go_type(e),
+                    });
+                }
             }
         }
         match found {
@@ -312,14 +373,21 @@ fn merge_list(current: Vec<Value>, patch: Vec<Value>, field: Option<FieldSchema>
                 };
                 merged[i] = Value::Object(merge_map(live, m.clone(), items_schema)?);
             }
-            None => merged.push(Value::Object(merge_map(Map::new(), m.clone(), items_schema)?)),
+            None => merged.push(Value::Object(merge_map(
+                Map::new(),
+                m.clone(),
+                items_schema,
+            )?)),
         }
     }
     Ok(order(merged, &plain, &server_order, key))
 }
 
 fn no_merge_key(m: &Map<String, Value>, key: &str) -> PatchError {
-    PatchError::NoMergeKey { map: go_fmt(&Value::Object(m.clone())), key: key.to_string() }
+    PatchError::NoMergeKey {
+        map: go_fmt(&Value::Object(m.clone())),
+        key: key.to_string(),
+    }
 }
 
 /// What identifies a list element: its merge key's value, or the element itself for scalars.
@@ -335,9 +403,15 @@ fn position(list: &[Value], v: &Value, key: &str) -> Option<usize> {
 /// Order `merged`: the items named in `patch_order` in that order, the others in
 /// `server_order`'s order, interleaved where the live list puts a server-only item before a
 /// patch item (upstream's `normalizeElementOrder`).
-fn order(merged: Vec<Value>, patch_order: &[Value], server_order: &[Value], key: &str) -> Vec<Value> {
-    let (mut from_patch, mut server_only): (Vec<Value>, Vec<Value>) =
-        merged.into_iter().partition(|v| position(patch_order, v, key).is_some());
+fn order(
+    merged: Vec<Value>,
+    patch_order: &[Value],
+    server_order: &[Value],
+    key: &str,
+) -> Vec<Value> {
+    let (mut from_patch, mut server_only): (Vec<Value>, Vec<Value>) = merged
+        .into_iter()
+        .partition(|v| position(patch_order, v, key).is_some());
     from_patch.sort_by_cached_key(|v| position(patch_order, v, key));
     server_only.sort_by_cached_key(|v| position(server_order, v, key).unwrap_or(usize::MAX));
     let mut out = Vec::with_capacity(from_patch.len() + server_only.len());
@@ -360,7 +434,10 @@ fn order(merged: Vec<Value>, patch_order: &[Value], server_order: &[Value], key:
 }
 
 /// `$retainKeys`: drop every live key the list does not name; the patch may only set named keys.
-fn retain_keys(original: &mut Map<String, Value>, patch: &mut Map<String, Value>) -> Result<(), PatchError> {
+fn retain_keys(
+    original: &mut Map<String, Value>,
+    patch: &mut Map<String, Value>,
+) -> Result<(), PatchError> {
     let Some(list) = patch.remove(RETAIN_KEYS) else {
         return Ok(());
     };
@@ -369,7 +446,10 @@ fn retain_keys(original: &mut Map<String, Value>, patch: &mut Map<String, Value>
     };
     let retained = |k: &str| list.iter().any(|x| x.as_str() == Some(k));
     for (k, v) in patch.iter() {
-        if v.is_null() || k.starts_with(DELETE_FROM_PRIMITIVE_LIST) || k.starts_with(SET_ELEMENT_ORDER) {
+        if v.is_null()
+            || k.starts_with(DELETE_FROM_PRIMITIVE_LIST)
+            || k.starts_with(SET_ELEMENT_ORDER)
+        {
             continue;
         }
         if !retained(k) {
@@ -382,20 +462,36 @@ fn retain_keys(original: &mut Map<String, Value>, patch: &mut Map<String, Value>
 
 /// `$setElementOrder/<field>`: merge the field's patch list (if any) and order the result by
 /// the directive, keeping server-only items where the live list had them.
-fn set_element_order(original: &mut Map<String, Value>, patch: &mut Map<String, Value>, schema: Option<SchemaRef>) -> Result<(), PatchError> {
-    let keys: Vec<String> = patch.keys().filter(|k| k.starts_with(SET_ELEMENT_ORDER)).cloned().collect();
+fn set_element_order(
+    original: &mut Map<String, Value>,
+    patch: &mut Map<String, Value>,
+    schema: Option<SchemaRef>,
+) -> Result<(), PatchError> {
+    let keys: Vec<String> = patch
+        .keys()
+        .filter(|k| k.starts_with(SET_ELEMENT_ORDER))
+        .cloned()
+        .collect();
     for directive in keys {
         let Some(order_list) = patch.remove(&directive) else {
             continue;
         };
-        let name = directive_field(&directive, SET_ELEMENT_ORDER).ok_or(PatchError::BadSetElementOrder)?.to_string();
+        let name = directive_field(&directive, SET_ELEMENT_ORDER)
+            .ok_or(PatchError::BadSetElementOrder)?
+            .to_string();
         let Value::Array(order_list) = order_list else {
-            return Err(PatchError::BadArgType { expected: "slice", actual: go_type(&order_list) });
+            return Err(PatchError::BadArgType {
+                expected: "slice",
+                actual: go_type(&order_list),
+            });
         };
         let as_list = |v: Option<&Value>| match v {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Array(a)) => Ok(Some(a.clone())),
-            Some(other) => Err(PatchError::BadArgType { expected: "slice", actual: go_type(other) }),
+            Some(other) => Err(PatchError::BadArgType {
+                expected: "slice",
+                actual: go_type(other),
+            }),
         };
         let live = as_list(original.get(&name))?;
         let patch_list = as_list(patch.get(&name))?;
@@ -412,7 +508,9 @@ fn set_element_order(original: &mut Map<String, Value>, patch: &mut Map<String, 
             (Some(_), Some(p)) => p,
             (None, None) => continue,
         };
-        patch.remove(&name);
+        if matches!(patch.get(&name), Some(Value::Array(_))) {
+            patch.remove(&name);
+        }
         let ordered = order(merged, &order_list, live.as_deref().unwrap_or(&[]), key);
         original.insert(name, Value::Array(ordered));
     }
@@ -426,7 +524,10 @@ fn validate_order(patch_list: &[Value], order_list: &[Value], key: &str) -> Resu
         return Ok(());
     }
     let is_delete = |v: &Value| v.get(DIRECTIVE).and_then(Value::as_str) == Some("delete");
-    let items: Vec<&Value> = patch_list.iter().filter(|v| key.is_empty() || !is_delete(v)).collect();
+    let items: Vec<&Value> = patch_list
+        .iter()
+        .filter(|v| key.is_empty() || !is_delete(v))
+        .collect();
     let (mut pi, mut oi) = (0, 0);
     while pi < items.len() && oi < order_list.len() {
         if items[pi].get(DIRECTIVE).is_some() {
@@ -457,7 +558,10 @@ fn key_equal(left: &Value, right: &Value, key: &str) -> Result<bool, PatchError>
 fn merge_key_value<'v>(v: &'v Value, key: &str) -> Result<&'v Value, PatchError> {
     match v {
         Value::Object(m) => m.get(key).ok_or_else(|| no_merge_key(m, key)),
-        other => Err(PatchError::BadArgType { expected: "map", actual: go_type(other) }),
+        other => Err(PatchError::BadArgType {
+            expected: "map",
+            actual: go_type(other),
+        }),
     }
 }
 
@@ -516,7 +620,10 @@ fn go_fmt(v: &Value) -> String {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            let parts: Vec<String> = keys.into_iter().map(|k| format!("{k}:{}", go_fmt(&m[k]))).collect();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}:{}", go_fmt(&m[k])))
+                .collect();
             format!("map[{}]", parts.join(" "))
         }
     }
