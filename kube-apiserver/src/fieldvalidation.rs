@@ -21,16 +21,18 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::errors::{ApiError, Cause};
+use crate::registry::{Warnings, WriteOptions};
+use crate::resources::ResourceInfo;
 
 /// What to do about unknown and duplicate fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// Reject the request (400).
     Strict,
-    /// Accept, and report each problem in a `Warning` header.
-    #[default]
+    /// Accept, and report each problem in a `Warning` header (requests without the parameter).
     Warn,
-    /// Accept silently.
+    /// Accept silently (and the server's own writes).
+    #[default]
     Ignore,
 }
 
@@ -96,6 +98,97 @@ impl Checked {
 pub fn root_schema(group: &str, version: &str, kind: &str) -> Option<&'static Value> {
     let name = crate::openapi::schema_name(group, version, kind)?;
     crate::openapi::schemas().get(&name)
+}
+
+/// The write options of a request: `dryRun` and `fieldValidation`, validated as upstream does
+/// (422 on the options kind for unsupported values).
+pub fn write_options(method: &http::Method, query: &std::collections::HashMap<String, String>) -> Result<WriteOptions, ApiError> {
+    let options_kind = match *method {
+        http::Method::POST => "CreateOptions",
+        http::Method::PUT => "UpdateOptions",
+        http::Method::PATCH => "PatchOptions",
+        http::Method::DELETE => "DeleteOptions",
+        _ => return Ok(WriteOptions::default()),
+    };
+    let dry_run = match query.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                options_kind,
+                "meta.k8s.io",
+                "",
+                vec![Cause::not_supported_raw("dryRun", &format!("[]string{{{}}}", quote(other)), &["All"])],
+            ));
+        }
+    };
+    let field_validation = if *method == http::Method::DELETE {
+        Mode::Ignore
+    } else {
+        Mode::from_query(query.get("fieldValidation").map(String::as_str), options_kind)?
+    };
+    Ok(WriteOptions { dry_run, field_validation, warnings: Warnings::default() })
+}
+
+/// Decode a create or update body, checking it for unknown and duplicate fields as the
+/// request's `fieldValidation` says; warnings go to `opts.warnings`.
+pub fn decode_checked(body: &[u8], content_type: &str, info: &ResourceInfo, opts: &WriteOptions) -> Result<Value, ApiError> {
+    let schema = root_schema(info.group, info.version, info.kind);
+    let checked = match (opts.field_validation, content_type) {
+        (Mode::Ignore, _) => return crate::handler::decode_body(body, content_type),
+        (_, "" | "application/json" | "*/*") => {
+            check_json(body, schema)
+                .map_err(|e| ApiError::BadRequest(format!("couldn't get version/kind; json parse error: {e}")))?
+        }
+        (_, "application/yaml" | "application/x-yaml" | "text/yaml") => {
+            let c = check_yaml(body, schema).map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))?;
+            if !c.value.is_object() {
+                return Err(ApiError::BadRequest("couldn't get version/kind; the body is not an object".into()));
+            }
+            c
+        }
+        // Protobuf cannot carry unknown or duplicate fields; other types are refused there.
+        _ => return crate::handler::decode_body(body, content_type),
+    };
+    let (value, warnings) = checked.resolve(opts.field_validation, Some((info.kind, info.version)))?;
+    opts.warnings.extend(warnings);
+    Ok(value)
+}
+
+/// Problems of a patch body itself (checked once, before the patch is applied).
+pub fn patch_problems(body: &[u8], content_type: &str, opts: &WriteOptions) -> Vec<String> {
+    match (opts.field_validation, content_type) {
+        (Mode::Ignore, _) => Vec::new(),
+        (_, "application/json-patch+json") => patch_body_problems(body, true),
+        (_, "application/merge-patch+json" | "application/strategic-merge-patch+json") => patch_body_problems(body, false),
+        _ => Vec::new(),
+    }
+}
+
+/// Check a patched object: the patch body's problems plus the unknown fields of the result.
+/// Under `Strict` any problem fails the patch; under `Warn` they become the warnings.
+pub fn check_patched(info: &ResourceInfo, patched: &Value, body_problems: &[String], opts: &WriteOptions) -> Result<(), ApiError> {
+    if opts.field_validation == Mode::Ignore {
+        return Ok(());
+    }
+    let mut problems = body_problems.to_vec();
+    if let Some(schema) = root_schema(info.group, info.version, info.kind) {
+        problems.extend(unknown_fields(schema, patched));
+    }
+    let checked = Checked { value: Value::Null, problems, yaml_duplicates: Vec::new() };
+    let (_, warnings) = checked.resolve(opts.field_validation, None)?;
+    opts.warnings.set(warnings);
+    Ok(())
+}
+
+/// Add the recorded warnings to a response as `Warning` headers.
+pub fn with_warnings<B>(mut resp: http::Response<B>, warnings: &Warnings) -> http::Response<B> {
+    for w in warnings.take() {
+        if let Ok(v) = http::HeaderValue::from_str(&warning_header(&w)) {
+            resp.headers_mut().append(http::header::WARNING, v);
+        }
+    }
+    resp
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -208,6 +301,29 @@ fn walk(schema: Option<&'static Value>, value: &Value, path: &mut Vec<Seg>, out:
         }
         _ => {}
     }
+}
+
+/// Whether some `resource.Quantity` field of `value` (under `schema`) is malformed; upstream's
+/// decoder rejects such bodies with [`crate::validation::quantity::FORMAT_ERROR`].
+pub fn has_malformed_quantity(schema: &'static Value, value: &Value) -> bool {
+    fn is_quantity(s: &Value) -> bool {
+        s.get("$ref").and_then(Value::as_str).is_some_and(|r| r.ends_with("io.k8s.apimachinery.pkg.api.resource.Quantity"))
+    }
+    fn bad(schema: Option<&'static Value>, value: &Value) -> bool {
+        if schema.is_some_and(is_quantity) {
+            return match value {
+                Value::String(s) => crate::validation::quantity::parse(s).is_none(),
+                _ => false,
+            };
+        }
+        match (shape(schema), value) {
+            (Shape::Object { props, rest }, Value::Object(m)) => m.iter().any(|(k, v)| bad(props.get(k).or(rest), v)),
+            (Shape::MapOf(values), Value::Object(m)) => m.values().any(|v| bad(Some(values), v)),
+            (Shape::Array(items), Value::Array(a)) => a.iter().any(|v| bad(Some(items), v)),
+            _ => false,
+        }
+    }
+    bad(Some(schema), value)
 }
 
 fn quote(s: &str) -> String {
@@ -556,6 +672,18 @@ mod tests {
             e.to_string(),
             r#"CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "strict": supported values: "", "Ignore", "Strict", "Warn""#
         );
+    }
+
+    #[test]
+    fn quantities_are_checked_where_the_schema_says_so() {
+        let pod = root_schema("", "v1", "Pod").unwrap();
+        let ok = serde_json::json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "100m", "memory": "1Gi"}}}]}});
+        assert!(!has_malformed_quantity(pod, &ok));
+        let bad = serde_json::json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "lots"}}}]}});
+        assert!(has_malformed_quantity(pod, &bad));
+        // Not a quantity field: any string is fine.
+        let other = serde_json::json!({"metadata": {"labels": {"cpu": "lots"}}});
+        assert!(!has_malformed_quantity(pod, &other));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! resource), [`registry`] (the generic store plus per-kind strategies), [`handler`] (REST routing,
 //! negotiation, watch streaming, discovery) and [`server`] (TLS, authentication, HTTP/1.1 and 2).
 
+pub mod admission;
 pub mod allocator;
 pub mod app;
 pub mod cacher;
