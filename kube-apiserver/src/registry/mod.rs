@@ -578,7 +578,9 @@ impl Store {
             if precondition.is_some_and(|p| p != kv.mod_revision) {
                 return Err(ApiError::conflict(self.info.group, self.info.plural, name));
             }
-            let old = self.decode_kv(&kv)?;
+            let mut old = self.decode_kv(&kv)?;
+            // As upstream, what is read back is defaulted (objects stored by older versions).
+            crate::defaults::apply(self.info.group, self.info.kind, &mut old);
             let desired = mutate(&old)?;
             let mut new = self.decode_body(desired)?;
             self.set_namespace(&mut new, ns)?;

@@ -359,6 +359,40 @@ mod tests {
     }
 
     #[test]
+    fn service_policies() {
+        let mut s = svc(json!([{"port": 80}]));
+        s["spec"]["sessionAffinity"] = json!("ClientIP");
+        s["spec"]["sessionAffinityConfig"] = json!({"clientIP": {"timeoutSeconds": 0}});
+        assert_eq!(
+            one(service(&s)),
+            ("spec.sessionAffinityConfig.clientIP.timeoutSeconds".into(), "Invalid value: 0: must be greater than 0 and less than 86400".into())
+        );
+        let mut s = svc(json!([{"port": 80}]));
+        s["spec"]["externalTrafficPolicy"] = json!("Everywhere");
+        assert_eq!(
+            one(service(&s)),
+            ("spec.externalTrafficPolicy".into(), "Unsupported value: \"Everywhere\": supported values: \"Cluster\", \"Local\"".into())
+        );
+        let mut s = svc(json!([{"port": 80, "protocol": "ICMP"}]));
+        s["spec"]["type"] = json!("NodePort");
+        assert_eq!(one(service(&s)).0, "spec.ports[0].protocol");
+    }
+
+    #[test]
+    fn secret_types() {
+        assert_eq!(
+            one(secret(&json!({"type": "kubernetes.io/dockerconfigjson", "data": {}}))),
+            ("data[.dockerconfigjson]".into(), "Required value".into())
+        );
+        assert_eq!(
+            one(secret(&json!({"type": "kubernetes.io/service-account-token"}))),
+            ("metadata.annotations[kubernetes.io/service-account.name]".into(), "Required value".into())
+        );
+        let big = "A".repeat(1_500_000);
+        assert_eq!(one(secret(&json!({"type": "Opaque", "data": {"a": big}}))).0, "data");
+    }
+
+    #[test]
     fn claims() {
         let c = json!({"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "volumeMode": "Filesystem"}});
         assert!(pvc(&c).is_empty());
@@ -366,6 +400,8 @@ mod tests {
         assert_eq!(one(pvc(&bad)), ("spec.accessModes".into(), "Required value: at least 1 access mode is required".into()));
         let bad = json!({"spec": {"accessModes": ["ReadWriteOnce"]}});
         assert_eq!(one(pvc(&bad)), ("spec.resources[storage]".into(), "Required value".into()));
+        let zero = json!({"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "0"}}}});
+        assert_eq!(one(pvc(&zero)), ("spec.resources[storage]".into(), "Invalid value: \"0\": must be greater than zero".into()));
         let mut n = c.clone();
         n["spec"]["accessModes"] = json!(["ReadWriteMany"]);
         assert_eq!(one(pvc_update(&n, &c)), ("spec".into(), format!("Forbidden: {PVC_UPDATE_MESSAGE}")));

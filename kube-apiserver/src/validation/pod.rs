@@ -662,6 +662,55 @@ mod tests {
     }
 
     #[test]
+    fn volumes_and_spec_fields() {
+        let mut p = pod(json!([{"name": "a", "image": "x"}]));
+        p["spec"]["volumes"] = json!([{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]);
+        assert_eq!(one(validate_pod(&p)), ("spec.volumes[1].name".into(), "Duplicate value: \"v\"".into()));
+        let mut p = pod(json!([{"name": "a", "image": "x"}]));
+        p["spec"]["activeDeadlineSeconds"] = json!(0);
+        assert_eq!(
+            one(validate_pod(&p)),
+            ("spec.activeDeadlineSeconds".into(), "Invalid value: 0: must be between 1 and 2147483647, inclusive".into())
+        );
+        let mut p = pod(json!([{"name": "a", "image": "x"}]));
+        p["spec"]["dnsPolicy"] = json!("None");
+        assert_eq!(
+            one(validate_pod(&p)),
+            ("spec.dnsConfig".into(), "Required value: must provide `dnsConfig` when `dnsPolicy` is None".into())
+        );
+        let mut p = pod(json!([{"name": "a", "image": "x"}]));
+        p["spec"]["hostname"] = json!("Bad_Host");
+        assert_eq!(one(validate_pod(&p)).0, "spec.hostname");
+        let mut p = pod(json!([{"name": "a", "image": "x"}]));
+        p["spec"]["nodeSelector"] = json!({"bad key": "v"});
+        assert_eq!(one(validate_pod(&p)).0, "spec.nodeSelector");
+        let p = pod(json!([{"name": "a", "image": "x", "ports": [{"name": "Http", "containerPort": 80}]}]));
+        assert_eq!(
+            one(validate_pod(&p)),
+            ("spec.containers[0].ports[0].name".into(), "Invalid value: \"Http\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into())
+        );
+        let p = pod(json!([{"name": "a", "image": "x", "readinessProbe": {"httpGet": {"port": 0}}}]));
+        assert_eq!(
+            one(validate_pod(&p)),
+            ("spec.containers[0].readinessProbe.httpGet.port".into(), "Invalid value: 0: must be between 1 and 65535, inclusive".into())
+        );
+        let p = pod(json!([{"name": "a", "image": "x", "imagePullPolicy": "Sometimes"}]));
+        assert_eq!(
+            one(validate_pod(&p)),
+            ("spec.containers[0].imagePullPolicy".into(), "Unsupported value: \"Sometimes\": supported values: \"Always\", \"IfNotPresent\", \"Never\"".into())
+        );
+        let mut p = pod(json!([{"name": "a", "image": "x"}]));
+        p["spec"]["initContainers"] = json!([{"name": "a", "image": "y"}]);
+        assert_eq!(one(validate_pod(&p)), ("spec.initContainers[0].name".into(), "Duplicate value: \"a\"".into()));
+    }
+
+    #[test]
+    fn templates_check_labels() {
+        let t = json!({"metadata": {"labels": {"ok": "-bad-"}}, "spec": {"containers": [{"name": "c"}]}});
+        assert_eq!(one(pod_template(&t, "spec.template")).0, "spec.template.metadata.labels");
+    }
+
+    #[test]
     fn selectors() {
         let sel = json!({"matchExpressions": [{"key": "a", "operator": "In"}]});
         assert_eq!(

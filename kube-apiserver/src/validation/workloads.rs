@@ -602,6 +602,13 @@ mod tests {
     fn replica_set_and_rc() {
         let rs = json!({"spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "c"}), "Always")}});
         assert_eq!(one(replica_set(&rs)).0, "spec.template.metadata.labels");
+        let rc = json!({"spec": {"replicas": 1, "template": template(json!({"a": "b"}), "Always")}});
+        assert_eq!(one(replication_controller(&rc)), ("spec.selector".into(), "Required value".into()));
+        let old = json!({"spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}), "Always")}});
+        let mut new = old.clone();
+        new["spec"]["selector"] = json!({"matchLabels": {"a": "b", "c": "d"}});
+        new["spec"]["template"]["metadata"]["labels"] = json!({"a": "b", "c": "d"});
+        assert_eq!(one(replica_set_update(&new, &old)).0, "spec.selector");
         let rc = json!({"spec": {"replicas": 1, "selector": {"a": "b"}, "template": template(json!({"a": "b"}), "Never")}});
         assert_eq!(
             one(replication_controller(&rc)),
@@ -618,6 +625,21 @@ mod tests {
         let mut bad = sts.clone();
         bad["spec"]["podManagementPolicy"] = json!("Fast");
         assert_eq!(one(stateful_set(&bad)).1, "Invalid value: \"Fast\": must be 'OrderedReady' or 'Parallel'");
+        let mut bad = sts.clone();
+        bad["spec"]["updateStrategy"] = json!({"type": "OnDelete", "rollingUpdate": {"partition": 1}});
+        assert_eq!(one(stateful_set(&bad)).0, "spec.updateStrategy.rollingUpdate");
+        let mut bad = sts.clone();
+        bad["spec"]["persistentVolumeClaimRetentionPolicy"] = json!({"whenDeleted": "Keep"});
+        assert_eq!(
+            one(stateful_set(&bad)),
+            ("spec.persistentVolumeClaimRetentionPolicy.whenDeleted".into(), "Unsupported value: \"Keep\": supported values: \"Retain\", \"Delete\"".into())
+        );
+        let mut bad = sts.clone();
+        bad["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(5);
+        assert_eq!(
+            one(stateful_set(&bad)),
+            ("spec.template.spec.activeDeadlineSeconds".into(), "Forbidden: activeDeadlineSeconds in StatefulSet is not Supported".into())
+        );
         let mut new = sts.clone();
         new["spec"]["replicas"] = json!(3);
         assert!(stateful_set_update(&new, &sts).is_empty());
@@ -627,6 +649,16 @@ mod tests {
 
     #[test]
     fn daemon_set_rules() {
+        let ok = json!({"spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}), "Always"),
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}}});
+        assert!(daemon_set(&ok).is_empty());
+        let mut new = ok.clone();
+        new["spec"]["selector"] = json!({"matchLabels": {"a": "c"}});
+        new["spec"]["template"]["metadata"]["labels"] = json!({"a": "c"});
+        assert_eq!(one(daemon_set_update(&new, &ok)).0, "spec.selector");
+        let mut bad = ok.clone();
+        bad["spec"]["template"]["metadata"]["labels"] = json!({"a": "x"});
+        assert_eq!(one(daemon_set(&bad)).0, "spec.template.metadata.labels");
         let ds = json!({"spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}), "Always"),
             "updateStrategy": {"type": "Sideways"}}});
         assert_eq!(
