@@ -232,8 +232,9 @@ impl App {
             }
         };
         let mut stores = HashMap::new();
+        let lookup = crate::admission::Lookup::new(storage.clone(), &prefix);
         for info in resources::all() {
-            let strategy = registry::strategy::for_resource(info.group, info.plural, &allocator);
+            let strategy = registry::strategy::for_resource(info.group, info.plural, &allocator, &lookup);
             let store = Store::new(info, strategy, storage.clone(), &prefix, cfg.watch_cache_size);
             stores.insert((info.group.to_string(), info.version.to_string(), info.plural.to_string()), Arc::new(store));
         }
@@ -263,6 +264,9 @@ impl App {
                 Err(e) => return Err(AppError::Bootstrap(e)),
             }
         }
+        crate::admission::bootstrap_priority_classes(self.store("scheduling.k8s.io", "v1", "priorityclasses").map(|s| &**s))
+            .await
+            .map_err(AppError::Bootstrap)?;
         let ip = self.allocator.kubernetes_service_ip().to_string();
         let port = self.cfg.listen.port();
         let svc = json!({
@@ -539,14 +543,8 @@ impl App {
             let answer = self.review(store, ns, obj, ctx.user.as_ref()).await?;
             return Ok(json_response(201, &answer));
         }
-        let dry_run = ctx.query.get("dryRun").is_some_and(|v| v == "All");
-        if let Some(d) = ctx.query.get("dryRun") {
-            if !d.is_empty() && d != "All" {
-                return Err(ApiError::BadRequest(format!("dryRun: Unsupported value: {d:?}: supported values: \"All\"")));
-            }
-        }
-        let opts = WriteOptions { dry_run };
-        match (&method, ctx.path.name.as_deref()) {
+        let opts = crate::fieldvalidation::write_options(&method, &ctx.query)?;
+        let result = match (&method, ctx.path.name.as_deref()) {
             (&Method::GET, Some(name)) => {
                 let obj = if ctx.query.get("resourceVersion").is_some_and(|v| v == "0") {
                     store.get_cached(ns, name).await?
@@ -562,7 +560,7 @@ impl App {
             }
             (&Method::POST, None) => {
                 let (body, ct) = self.read_body(req).await?;
-                let obj = decode_body(&body, &ct)?;
+                let obj = crate::fieldvalidation::decode_checked(&body, &ct, store.info, &opts)?;
                 if store.info.namespaced {
                     self.check_namespace_open(ns.unwrap_or("default")).await?;
                 }
@@ -571,7 +569,7 @@ impl App {
             }
             (&Method::PUT, Some(name)) => {
                 let (body, ct) = self.read_body(req).await?;
-                let obj = decode_body(&body, &ct)?;
+                let obj = crate::fieldvalidation::decode_checked(&body, &ct, store.info, &opts)?;
                 let (obj, created) = store.update(ns, name, Part::Main, obj, &opts).await?;
                 Ok(self.render_object(if created { 201 } else { 200 }, &obj, ctx))
             }
@@ -605,7 +603,8 @@ impl App {
                 Ok(self.render_list(&list, ctx))
             }
             _ => Err(ApiError::MethodNotAllowed(format!("the server does not allow this method on the requested resource"))),
-        }
+        };
+        result.map(|r| crate::fieldvalidation::with_warnings(r, &opts.warnings))
     }
 
     async fn serve_subresource(
@@ -618,7 +617,7 @@ impl App {
     ) -> Result<Response<Body>, ApiError> {
         let store = ctx.store;
         let method = req.method().clone();
-        let opts = WriteOptions { dry_run: ctx.query.get("dryRun").is_some_and(|v| v == "All") };
+        let opts = WriteOptions { dry_run: ctx.query.get("dryRun").is_some_and(|v| v == "All"), ..Default::default() };
         match (sub, &method) {
             ("status", &Method::GET) => Ok(self.render_object(200, &store.get(ns, name).await?, ctx)),
             ("status" | "finalize", &Method::PUT) => {
@@ -851,9 +850,11 @@ impl App {
     ) -> Result<Value, ApiError> {
         patch_kind(ct)?;
         let precondition = None;
+        let patch_problems = crate::fieldvalidation::patch_problems(body, ct, opts);
         store
             .guaranteed_update(ns, name, part, precondition, opts, |cur| {
                 let next = apply_patch(cur, body, ct, store.info.into())?;
+                crate::fieldvalidation::check_patched(store.info, &next, &patch_problems, opts)?;
                 let rv = meta::resource_version(&next);
                 if !rv.is_empty() && rv != meta::resource_version(cur) {
                     return Err(ApiError::conflict(store.info.group, store.info.plural, name));

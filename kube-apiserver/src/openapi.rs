@@ -171,7 +171,7 @@ static KINDS: &[KindSchema] = kinds![
 ];
 
 /// The schema name of `group/version, Kind=kind`, if it is one of [`KINDS`].
-fn schema_name(group: &str, version: &str, kind: &str) -> Option<String> {
+pub fn schema_name(group: &str, version: &str, kind: &str) -> Option<String> {
     KINDS
         .iter()
         .find(|k| k.group == group && k.version == version && k.kind == kind)
@@ -250,7 +250,7 @@ impl OpenApi {
     /// Generate every document from k8s-openapi's schemas and the resource table.
     pub fn build() -> OpenApi {
         let started = Instant::now();
-        let definitions = shared_definitions();
+        let definitions = schemas();
         let v3_definitions: Map<String, Value> = definitions
             .iter()
             .map(|(name, schema)| (name.clone(), v3_schema(name, schema)))
@@ -387,6 +387,14 @@ fn definitions() -> Map<String, Value> {
     add_lists(&mut defs);
     add_gvks(&mut defs);
     defs
+}
+
+/// Every schema in swagger 2.0 form (`#/definitions/` references), keyed by name, built once.
+/// The documents are rendered from these, and request bodies are checked against them for
+/// unknown fields (see [`crate::fieldvalidation`]).
+pub fn schemas() -> &'static Map<String, Value> {
+    static SCHEMAS: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(definitions)
 }
 
 /// Whether `schema` (a property, in v2 form) references `target`.
@@ -1441,12 +1449,6 @@ fn v3_document<'a>(
 // ---------------------------------------------------------------------------------------------
 // Schema lookups for strategic merge patch
 
-/// The v2 schemas, generated once on first use and shared by the documents and the lookups.
-fn shared_definitions() -> &'static Map<String, Value> {
-    static DEFINITIONS: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-    DEFINITIONS.get_or_init(definitions)
-}
-
 /// A position in a kind's schema, followed through references: lets a strategic merge patch
 /// walk an object alongside its type.
 #[derive(Debug, Clone, Copy)]
@@ -1472,7 +1474,7 @@ impl SchemaRef {
     /// The root schema of `group/version, Kind=kind`, if the server has one.
     pub fn for_kind(group: &str, version: &str, kind: &str) -> Option<SchemaRef> {
         let name = schema_name(group, version, kind)?;
-        shared_definitions()
+        schemas()
             .get(&name)
             .map(|schema| SchemaRef { schema }.resolved())
     }
@@ -1492,7 +1494,7 @@ impl SchemaRef {
                 })
                 .and_then(Value::as_str)
                 .and_then(|r| r.strip_prefix(V2_REF));
-            match reference.and_then(|name| shared_definitions().get(name)) {
+            match reference.and_then(|name| schemas().get(name)) {
                 Some(next) => schema = next,
                 None => break,
             }
