@@ -788,6 +788,11 @@ impl ApiServer {
         self.etcd.as_ref()
     }
 
+    /// The server's own etcd, mutably (e.g. to stop it under the server).
+    pub fn etcd_mut(&mut self) -> Option<&mut Etcd> {
+        self.etcd.as_mut()
+    }
+
     /// PID of the server process, if running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())

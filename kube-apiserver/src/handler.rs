@@ -648,7 +648,11 @@ impl App {
                     .guaranteed_update(ns, name, Part::Main, precondition, &opts, |cur| {
                         let scale = match &body_val {
                             Some(b) => b.clone(),
-                            None => apply_patch(&to_scale(cur), &body, &ct)?,
+                            None => {
+                                let gvk = store.info.subresource("scale").map(crate::patch::Gvk::from);
+                                let gvk = gvk.unwrap_or(crate::patch::Gvk { group: "autoscaling", version: "v1", kind: "Scale" });
+                                apply_patch(&to_scale(cur), &body, &ct, gvk)?
+                            }
                         };
                         if is_patch {
                             let rv = meta::resource_version(&scale);
@@ -849,7 +853,7 @@ impl App {
         let precondition = None;
         store
             .guaranteed_update(ns, name, part, precondition, opts, |cur| {
-                let next = apply_patch(cur, body, ct)?;
+                let next = apply_patch(cur, body, ct, store.info.into())?;
                 let rv = meta::resource_version(&next);
                 if !rv.is_empty() && rv != meta::resource_version(cur) {
                     return Err(ApiError::conflict(store.info.group, store.info.plural, name));
@@ -1107,8 +1111,9 @@ fn patch_kind(ct: &str) -> Result<PatchKind, ApiError> {
     }
 }
 
-/// Apply a patch document to `cur`.
-pub fn apply_patch(cur: &Value, body: &[u8], ct: &str) -> Result<Value, ApiError> {
+/// Apply a patch document to `cur`, an object of kind `gvk` (its schema gives strategic merge
+/// patch the list strategies).
+pub fn apply_patch(cur: &Value, body: &[u8], ct: &str, gvk: crate::patch::Gvk<'_>) -> Result<Value, ApiError> {
     let mut doc = cur.clone();
     match patch_kind(ct)? {
         PatchKind::Json => {
@@ -1120,14 +1125,14 @@ pub fn apply_patch(cur: &Value, body: &[u8], ct: &str) -> Result<Value, ApiError
                 causes: vec![crate::errors::Cause { reason: "FieldValueInvalid".into(), message: e.to_string(), field: String::new() }],
             })?;
         }
-        PatchKind::Merge | PatchKind::Strategic => {
+        PatchKind::Merge => {
             let p: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("json: cannot unmarshal the patch: {e}")))?;
             if !p.is_object() {
                 return Err(ApiError::BadRequest("the patch must be a JSON object".into()));
             }
-            let p = crate::patch::strip_directives(p);
             json_patch::merge(&mut doc, &p);
         }
+        PatchKind::Strategic => doc = crate::patch::apply_strategic(&doc, body, gvk)?,
     }
     Ok(doc)
 }
@@ -1319,17 +1324,26 @@ mod tests {
         assert!(negotiate("application/vnd.kubernetes.protobuf").is_err());
     }
 
+    const CM: crate::patch::Gvk<'static> = crate::patch::Gvk { group: "", version: "v1", kind: "ConfigMap" };
+
     #[test]
     fn patches() {
         let cur = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}});
-        let merged = apply_patch(&cur, br#"{"metadata":{"labels":{"x":null,"y":"2"}}}"#, "application/merge-patch+json").unwrap();
+        let merged = apply_patch(&cur, br#"{"metadata":{"labels":{"x":null,"y":"2"}}}"#, "application/merge-patch+json", CM).unwrap();
         assert_eq!(merged["metadata"]["labels"], json!({"y": "2"}));
-        let j = apply_patch(&cur, br#"[{"op":"replace","path":"/data/k","value":"w"}]"#, "application/json-patch+json").unwrap();
+        let j = apply_patch(&cur, br#"[{"op":"replace","path":"/data/k","value":"w"}]"#, "application/json-patch+json", CM).unwrap();
         assert_eq!(j["data"]["k"], "w");
-        let e = apply_patch(&cur, br#"[{"op":"test","path":"/data/k","value":"nope"}]"#, "application/json-patch+json").unwrap_err();
+        let e = apply_patch(&cur, br#"[{"op":"test","path":"/data/k","value":"nope"}]"#, "application/json-patch+json", CM).unwrap_err();
         assert_eq!(e.code(), 422);
-        assert_eq!(apply_patch(&cur, b"{", "application/merge-patch+json").unwrap_err().code(), 400);
-        assert_eq!(apply_patch(&cur, b"{}", "text/plain").unwrap_err().code(), 415);
+        assert_eq!(apply_patch(&cur, b"{", "application/merge-patch+json", CM).unwrap_err().code(), 400);
+        assert_eq!(apply_patch(&cur, b"{}", "text/plain", CM).unwrap_err().code(), 415);
+        // Strategic: finalizers merge as a set where a merge patch would replace them.
+        let cur = json!({"metadata": {"name": "a", "finalizers": ["x"]}});
+        let s = apply_patch(&cur, br#"{"metadata":{"finalizers":["y"]}}"#, "application/strategic-merge-patch+json", CM).unwrap();
+        assert_eq!(s["metadata"]["finalizers"], json!(["y", "x"]));
+        let m = apply_patch(&cur, br#"{"metadata":{"finalizers":["y"]}}"#, "application/merge-patch+json", CM).unwrap();
+        assert_eq!(m["metadata"]["finalizers"], json!(["y"]));
+        assert_eq!(apply_patch(&cur, b"[]", "application/strategic-merge-patch+json", CM).unwrap_err().code(), 400);
     }
 
     #[test]

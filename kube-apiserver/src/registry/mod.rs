@@ -164,7 +164,11 @@ impl Store {
         let root = format!("{}/{}/", prefix.trim_end_matches('/'), crate::resources::storage_resource_path(info));
         let events_v1 = info.group == "events.k8s.io" && info.plural == "events";
         let decoder = if events_v1 { decode_events_v1 } else { decode };
-        let cacher = Cacher::start(storage.clone(), root.clone(), watch_cache_size, decoder);
+        let cacher = if info.is_virtual() {
+            Cacher::idle(storage.clone(), root.clone(), watch_cache_size, decoder)
+        } else {
+            Cacher::start(storage.clone(), root.clone(), watch_cache_size, decoder)
+        };
         let has_status = info.subresources.iter().any(|s| s.name == "status");
         Store { info, strategy, storage, root, cacher, has_status, events_v1 }
     }
