@@ -220,9 +220,23 @@ async fn get_many_kinds_prints_upstream_headers() {
     assert_eq!(deploy["CONTAINERS"], "web");
     assert_eq!(deploy["IMAGES"], "nginx:1.27");
     assert_eq!(deploy["SELECTOR"], "app=web");
+    let scale = records(&s.kubectl_ok(&["get", "deploy", "web", "--subresource=scale"]).await);
+    assert_eq!((scale[0]["NAME"].as_str(), scale[0]["DESIRED"].as_str(), scale[0]["AVAILABLE"].as_str()), ("web", "2", "0"));
     let rs = &records(&s.kubectl_ok(&["get", "rs", "web-rs"]).await)[0];
     assert_eq!((rs["DESIRED"].as_str(), rs["CURRENT"].as_str()), ("3", "0"));
     assert_eq!(records(&s.kubectl_ok(&["get", "cm", "cfg"]).await)[0]["DATA"], "2");
+    // Client-side extras read the row objects: labels from metadata, sorting from full objects.
+    s.kubectl_ok(&["label", "cm", "cfg", "tier=backend"]).await;
+    let labelled = records(&s.kubectl_ok(&["get", "cm", "cfg", "--show-labels"]).await);
+    assert_eq!(labelled[0]["LABELS"], "tier=backend");
+    for n in ["zz", "aa"] {
+        s.kubectl_ok(&["create", "cm", n]).await;
+    }
+    let sorted = records(&s.kubectl_ok(&["get", "cm", "-L", "tier", "--sort-by=.metadata.name"]).await);
+    let names: Vec<&str> = sorted.iter().map(|r| r["NAME"].as_str()).collect();
+    assert_eq!(names, ["aa", "cfg", "zz"]);
+    assert_eq!(sorted[1]["TIER"], "backend");
+    assert_eq!(sorted[1]["DATA"], "2");
     let sec = &records(&s.kubectl_ok(&["get", "secret", "sec"]).await)[0];
     assert_eq!((sec["TYPE"].as_str(), sec["DATA"].as_str()), ("Opaque", "1"));
     assert_eq!(records(&s.kubectl_ok(&["get", "ns", "default"]).await)[0]["STATUS"], "Active");

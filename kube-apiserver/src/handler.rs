@@ -632,7 +632,7 @@ impl App {
                 let obj = self.patch(store, ns, name, Part::Status, &body, &ct, &opts).await?;
                 Ok(self.render_object(200, &obj, ctx))
             }
-            ("scale", &Method::GET) => Ok(json_response(200, &to_scale(&store.get(ns, name).await?))),
+            ("scale", &Method::GET) => Ok(render_scale(200, &to_scale(&store.get(ns, name).await?), ctx)),
             ("scale", &Method::PUT | &Method::PATCH) => {
                 let (body, ct) = self.read_body(req).await?;
                 let is_patch = method == Method::PATCH;
@@ -669,7 +669,7 @@ impl App {
                         Ok(next)
                     })
                     .await?;
-                Ok(json_response(200, &to_scale(&updated)))
+                Ok(render_scale(200, &to_scale(&updated), ctx))
             }
             ("binding", &Method::POST) => {
                 let (body, ct) = self.read_body(req).await?;
@@ -1194,6 +1194,19 @@ fn delete_options(body: &[u8], ct: &str, q: &HashMap<String, String>) -> Result<
 }
 
 /// The autoscaling/v1 Scale view of a scalable object.
+/// A Scale in the form the client asked for (JSON, Table or metadata only).
+fn render_scale(code: u16, scale: &Value, ctx: &Ctx<'_>) -> Response<Body> {
+    let rendered = match ctx.format {
+        Format::Table => table::scale_table(scale, include_object(&ctx.query)),
+        Format::Metadata { list: false, version } => Ok(table::partial_object_metadata(scale, version)),
+        _ => return encode_as(code, scale, ctx.format),
+    };
+    match rendered {
+        Ok(v) => json_response(code, &v),
+        Err(e) => error_response(&e),
+    }
+}
+
 fn to_scale(obj: &Value) -> Value {
     let m = &obj["metadata"];
     let selector = match &obj["spec"]["selector"] {

@@ -176,6 +176,19 @@ pub fn object_table_for(info: &ResourceInfo, obj: &Value, include: &str, with_co
     object_table(info, std::iter::once(obj), &meta, include, with_columns)
 }
 
+/// A Table of an autoscaling/v1 Scale (`kubectl get --subresource=scale`).
+pub fn scale_table(scale: &Value, include: &str) -> Result<Value, ApiError> {
+    let p = printers::scale_printer();
+    let row = json!({"cells": (p.cells)(scale, Timestamp::now()), "object": row_object(scale, include)?});
+    Ok(json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": scale["metadata"]["resourceVersion"]},
+        "columnDefinitions": (p.columns)(),
+        "rows": [row],
+    }))
+}
+
 fn table_at<'a>(
     info: &ResourceInfo,
     items: impl IntoIterator<Item = &'a Value>,

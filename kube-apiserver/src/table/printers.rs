@@ -1735,6 +1735,25 @@ fn api_service_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(obj), json!(service), json!(available), age(obj, now)]
 }
 
+/// The autoscaling/v1 Scale subresource (`printScale`); its Name column has no `name` format.
+pub(super) fn scale_printer() -> Printer {
+    Printer { columns: scale_columns, cells: scale_cells }
+}
+
+fn scale_columns() -> Vec<Value> {
+    use api::autoscaling::v1::{ScaleSpec, ScaleStatus};
+    vec![
+        col("Name", "string", NAME_DESCRIPTION),
+        col("Desired", "integer", doc::<ScaleSpec>("replicas")),
+        col("Available", "integer", doc::<ScaleStatus>("replicas")),
+        age_col(),
+    ]
+}
+
+fn scale_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    vec![name(obj), json!(int(&obj["spec"]["replicas"])), json!(int(&obj["status"]["replicas"])), age(obj, now)]
+}
+
 /// Columns of every printer, keyed by (group, plural); built once since descriptions come from
 /// the OpenAPI schemas.
 pub(super) fn columns_cache() -> &'static HashMap<(&'static str, &'static str), Vec<Value>> {
