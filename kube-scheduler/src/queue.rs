@@ -38,6 +38,12 @@ impl QueuedPodInfo {
     }
 }
 
+/// Whether an update could change the scheduling outcome (upstream's isPodUpdated ignores
+/// status and bookkeeping metadata).
+fn pod_changed(old: &k8s_openapi::api::core::v1::Pod, new: &k8s_openapi::api::core::v1::Pod) -> bool {
+    old.spec != new.spec || old.metadata.labels != new.metadata.labels || old.metadata.annotations != new.metadata.annotations
+}
+
 /// Orders the active queue: `less(a, b)` means `a` pops first.
 pub type LessFn = Arc<dyn Fn(&QueuedPodInfo, &QueuedPodInfo) -> bool + Send + Sync>;
 /// The PreEnqueue check of the pod's profile.
@@ -106,6 +112,13 @@ struct Inner {
     move_seq: u64,
     seq_no: u64,
     closed: bool,
+    /// Uids of the Unschedulable entries (events scan only these).
+    parked: HashSet<String>,
+}
+
+fn take(inner: &mut Inner, uid: &str) -> Option<Entry> {
+    inner.parked.remove(uid);
+    inner.entries.remove(uid)
 }
 
 pub struct SchedulingQueue {
@@ -136,6 +149,7 @@ impl SchedulingQueue {
                 move_seq: 0,
                 seq_no: 0,
                 closed: false,
+                parked: HashSet::new(),
             }),
             notify: Notify::new(),
             less,
@@ -170,13 +184,18 @@ impl SchedulingQueue {
         inner.seq_no += 1;
         let seq_no = inner.seq_no;
         let uid = info.pod.uid.clone();
+        if at != Where::Unschedulable {
+            inner.parked.remove(&uid);
+        }
         match at {
             Where::Active => {
                 inner.active.push(ActiveItem { info: info.clone(), seq_no, less: self.less.clone() });
                 self.notify.notify_one();
             }
             Where::Backoff => inner.backoff.push(std::cmp::Reverse((self.backoff_expiry(&info), seq_no, uid.clone()))),
-            Where::Unschedulable => {}
+            Where::Unschedulable => {
+                inner.parked.insert(uid.clone());
+            }
         }
         inner.entries.insert(uid, Entry { info, at, seq_no });
     }
@@ -210,7 +229,7 @@ impl SchedulingQueue {
     pub fn update(&self, pod: Arc<PodInfo>) {
         let mut inner = self.lock();
         let uid = pod.uid.clone();
-        let Some(entry) = inner.entries.remove(&uid) else {
+        let Some(entry) = take(&mut inner, &uid) else {
             if !inner.in_flight.contains_key(&uid) {
                 let mut info = QueuedPodInfo::new(pod);
                 self.enqueue_checked(&mut inner, &mut info);
@@ -218,7 +237,13 @@ impl SchedulingQueue {
             return;
         };
         let mut info = entry.info;
+        let changed = pod_changed(&info.pod.pod, &pod.pod);
         info.pod = pod;
+        if entry.at == Where::Unschedulable && !info.gated && !changed {
+            // Our own status update (or a no-op): stay parked.
+            self.push(&mut inner, info, Where::Unschedulable);
+            return;
+        }
         match entry.at {
             Where::Unschedulable if info.gated => self.enqueue_checked(&mut inner, &mut info),
             Where::Unschedulable => {
@@ -231,7 +256,7 @@ impl SchedulingQueue {
 
     pub fn delete(&self, uid: &str) {
         let mut inner = self.lock();
-        inner.entries.remove(uid);
+        take(&mut inner, uid);
     }
 
     /// Whether the pod is queued or being scheduled.
@@ -255,7 +280,7 @@ impl SchedulingQueue {
                     if !valid {
                         continue;
                     }
-                    let Some(entry) = inner.entries.remove(&uid) else { continue };
+                    let Some(entry) = take(&mut inner, &uid) else { continue };
                     let mut info = entry.info;
                     info.attempts += 1;
                     let seq = inner.move_seq;
@@ -294,8 +319,9 @@ impl SchedulingQueue {
         inner.move_seq += 1;
         let now = Instant::now();
         let movable: Vec<String> = inner
-            .entries
+            .parked
             .iter()
+            .filter_map(|uid| inner.entries.get_key_value(uid))
             .filter(|(_, e)| e.at == Where::Unschedulable && !e.info.gated)
             .filter(|(_, e)| {
                 event == ClusterEvent::Any
@@ -305,7 +331,7 @@ impl SchedulingQueue {
             .map(|(k, _)| k.clone())
             .collect();
         for uid in movable {
-            if let Some(e) = inner.entries.remove(&uid) {
+            if let Some(e) = take(&mut inner, &uid) {
                 let at = if self.backoff_expiry(&e.info) > now { Where::Backoff } else { Where::Active };
                 self.push(&mut inner, e.info, at);
             }
@@ -322,7 +348,7 @@ impl SchedulingQueue {
             }
             inner.backoff.pop();
             let valid = inner.entries.get(&uid).is_some_and(|e| e.seq_no == seq_no && e.at == Where::Backoff);
-            if valid && let Some(e) = inner.entries.remove(&uid) {
+            if valid && let Some(e) = take(&mut inner, &uid) {
                 self.push(&mut inner, e.info, Where::Active);
             }
         }
@@ -339,7 +365,7 @@ impl SchedulingQueue {
             .map(|(k, _)| k.clone())
             .collect();
         for uid in old {
-            if let Some(e) = inner.entries.remove(&uid) {
+            if let Some(e) = take(&mut inner, &uid) {
                 let at = if self.backoff_expiry(&e.info) > now { Where::Backoff } else { Where::Active };
                 self.push(&mut inner, e.info, at);
             }
@@ -433,6 +459,21 @@ mod tests {
         assert_eq!(q.pending().gated, 1, "events do not release gated pods");
         q.update(Arc::new(pod_info(PodBuilder::new("g").uid("g").build())));
         assert_eq!(q.pending().active, 1);
+    }
+
+    #[tokio::test]
+    async fn status_only_updates_keep_pods_parked() {
+        let q = queue(Duration::ZERO);
+        q.add(pod("a", 0));
+        let info = q.pop().await.unwrap();
+        q.requeue_failed(info, true);
+        let mut p = PodBuilder::new("a").uid("a").priority(0).build();
+        p.status = Some(Default::default());
+        q.update(Arc::new(pod_info(p.clone())));
+        assert_eq!(q.pending().unschedulable, 1, "status changes do not requeue");
+        p.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+        q.update(Arc::new(pod_info(p)));
+        assert_eq!(q.pending().active, 1, "spec/label changes do");
     }
 
     #[test]
