@@ -1,6 +1,7 @@
 //! One module per controller; each has one reconcile function. [`registry`] lists them with
 //! upstream's `--controllers` names.
 
+pub mod deployment;
 pub mod replicaset;
 
 use futures::FutureExt;
@@ -15,7 +16,13 @@ pub fn registry() -> Vec<ControllerDef> {
             aliases: &["replicationcontroller"],
             start: start_replicationcontroller,
         },
+        ControllerDef { name: "deployment-controller", aliases: &["deployment"], start: start_deployment },
     ]
+}
+
+fn start_deployment(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = deployment::DeploymentController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_deployment_syncs).boxed())
 }
 
 fn start_replicaset(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
