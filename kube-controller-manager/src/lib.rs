@@ -4,6 +4,7 @@
 //! `kube-system/kube-controller-manager`) runs them.
 
 pub mod controllers;
+pub mod discovery;
 pub mod expectations;
 pub mod informer;
 pub mod queue;

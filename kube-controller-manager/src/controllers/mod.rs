@@ -2,6 +2,7 @@
 //! upstream's `--controllers` names.
 
 pub mod deployment;
+pub mod garbagecollector;
 pub mod replicaset;
 
 use futures::FutureExt;
@@ -17,7 +18,13 @@ pub fn registry() -> Vec<ControllerDef> {
             start: start_replicationcontroller,
         },
         ControllerDef { name: "deployment-controller", aliases: &["deployment"], start: start_deployment },
+        ControllerDef { name: "garbage-collector-controller", aliases: &["garbagecollector"], start: start_garbagecollector },
     ]
+}
+
+fn start_garbagecollector(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = garbagecollector::GarbageCollector::new(ctx);
+    Ok(c.run(ctx.options.concurrent_gc_syncs).boxed())
 }
 
 fn start_deployment(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
