@@ -77,8 +77,11 @@ pub enum ApiError {
     #[error("Operation cannot be fulfilled on {} \"{}\": {}", .target.group_resource(), .target.name, .message)]
     Conflict { target: Target, message: String },
     /// 422: `kind` is the object's Kind.
-    #[error("{} \"{}\" is invalid: {}", .kind, .target.name, causes_summary(.causes))]
+    #[error("{} \"{}\" is invalid: {}", qualified_kind(.kind, &.target.group), .target.name, causes_summary(.causes))]
     Invalid { kind: String, target: Target, causes: Vec<Cause> },
+    /// 409 from server-side apply: fields owned by other managers (causes say which).
+    #[error("{message}")]
+    ApplyConflict { message: String, causes: Vec<Cause> },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -114,6 +117,11 @@ fn not_found_message(t: &Target) -> String {
     }
 }
 
+/// `Deployment.apps`, as upstream prints a GroupKind; core kinds stay bare.
+fn qualified_kind(kind: &str, group: &str) -> String {
+    if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") }
+}
+
 fn causes_summary(causes: &[Cause]) -> String {
     let parts: Vec<String> = causes.iter().map(Cause::summary).collect();
     if parts.len() == 1 { parts[0].clone() } else { format!("[{}]", parts.join(", ")) }
@@ -142,7 +150,7 @@ impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             ApiError::NotFound(_) => 404,
-            ApiError::AlreadyExists(_) | ApiError::Conflict { .. } => 409,
+            ApiError::AlreadyExists(_) | ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => 409,
             ApiError::Invalid { .. } => 422,
             ApiError::BadRequest(_) => 400,
             ApiError::Unauthorized(_) => 401,
@@ -163,7 +171,7 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => "NotFound",
             ApiError::AlreadyExists(_) => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Unauthorized(_) => "Unauthorized",
@@ -204,6 +212,9 @@ impl ApiError {
                 "name": target.name,
                 "group": target.group,
                 "kind": kind,
+                "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
+            })),
+            ApiError::ApplyConflict { causes, .. } => Some(json!({
                 "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
             })),
             _ => None,

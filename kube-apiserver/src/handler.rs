@@ -525,7 +525,8 @@ impl App {
                 return Err(ApiError::BadRequest(format!("dryRun: Unsupported value: {d:?}: supported values: \"All\"")));
             }
         }
-        let opts = WriteOptions { dry_run };
+        let field_manager = crate::fieldmanager::request_manager(&method, &ctx.query, req.headers())?;
+        let opts = WriteOptions { dry_run, field_manager, ..Default::default() };
         match (&method, ctx.path.name.as_deref()) {
             (&Method::GET, Some(name)) => {
                 let obj = if ctx.query.get("resourceVersion").is_some_and(|v| v == "0") {
@@ -557,6 +558,11 @@ impl App {
             }
             (&Method::PATCH, Some(name)) => {
                 let (body, ct) = self.read_body(req).await?;
+                if ct == crate::fieldmanager::APPLY_PATCH {
+                    let force = truthy(ctx.query.get("force"));
+                    let (obj, created) = crate::fieldmanager::apply_request(store, ns, name, Part::Main, &body, &opts, force).await?;
+                    return Ok(self.render_object(if created { 201 } else { 200 }, &obj, ctx));
+                }
                 let obj = self.patch(store, ns, name, Part::Main, &body, &ct, &opts).await?;
                 Ok(self.render_object(200, &obj, ctx))
             }
@@ -598,7 +604,11 @@ impl App {
     ) -> Result<Response<Body>, ApiError> {
         let store = ctx.store;
         let method = req.method().clone();
-        let opts = WriteOptions { dry_run: ctx.query.get("dryRun").is_some_and(|v| v == "All") };
+        let field_manager = match sub {
+            "status" | "scale" | "finalize" => crate::fieldmanager::request_manager(&method, &ctx.query, req.headers())?,
+            _ => None,
+        };
+        let opts = WriteOptions { dry_run: ctx.query.get("dryRun").is_some_and(|v| v == "All"), field_manager, subresource: sub.to_string() };
         match (sub, &method) {
             ("status", &Method::GET) => Ok(self.render_object(200, &store.get(ns, name).await?, ctx)),
             ("status" | "finalize", &Method::PUT) => {
@@ -610,6 +620,11 @@ impl App {
             }
             ("status", &Method::PATCH) => {
                 let (body, ct) = self.read_body(req).await?;
+                if ct == crate::fieldmanager::APPLY_PATCH {
+                    let force = truthy(ctx.query.get("force"));
+                    let (obj, _) = crate::fieldmanager::apply_request(store, ns, name, Part::Status, &body, &opts, force).await?;
+                    return Ok(self.render_object(200, &obj, ctx));
+                }
                 let obj = self.patch(store, ns, name, Part::Status, &body, &ct, &opts).await?;
                 Ok(self.render_object(200, &obj, ctx))
             }

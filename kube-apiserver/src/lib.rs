@@ -10,6 +10,7 @@ pub mod cacher;
 pub mod config;
 pub mod discovery;
 pub mod errors;
+pub mod fieldmanager;
 pub mod handler;
 pub mod metrics;
 pub mod openapi;

@@ -178,6 +178,18 @@ fn schema_name(group: &str, version: &str, kind: &str) -> Option<String> {
         .map(|k| (k.name)().into_owned())
 }
 
+/// The swagger 2.0 schemas by definition name (with the list/map markers), built once on first
+/// use. Server-side apply and managedFields walk objects by them.
+pub fn schema_definitions() -> &'static Map<String, Value> {
+    static DEFINITIONS: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    DEFINITIONS.get_or_init(definitions)
+}
+
+/// The definition name (a key of [`schema_definitions`]) of `group/version, Kind=kind`.
+pub fn kind_schema_name(group: &str, version: &str, kind: &str) -> Option<String> {
+    schema_name(group, version, kind)
+}
+
 /// One serialized document and the hash clients cache it by.
 struct Document {
     bytes: Bytes,

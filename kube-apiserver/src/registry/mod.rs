@@ -22,6 +22,10 @@ use strategy::Strategy;
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     pub dry_run: bool,
+    /// Who writes, for `metadata.managedFields`; `None` leaves them as they are.
+    pub field_manager: Option<String>,
+    /// The subresource a main-resource write comes through (`scale`), recorded with the manager.
+    pub subresource: String,
 }
 
 /// `DeleteOptions`, from the body or the query.
@@ -297,6 +301,7 @@ impl Store {
         }
         self.strategy.prepare_for_create(&mut obj);
         meta::prune_meta(&mut obj);
+        crate::fieldmanager::track_write(self.info, Part::Main, None, &mut obj, opts);
         self.validate_new(&obj)?;
         self.strategy.before_create(&mut obj, opts.dry_run).await?;
         let generate = meta::name(&obj).is_empty();
@@ -529,6 +534,7 @@ impl Store {
             let mut new = self.decode_body(desired)?;
             self.set_namespace(&mut new, ns)?;
             self.prepare_update(&mut new, &old, part)?;
+            crate::fieldmanager::track_write(self.info, part, Some(&old), &mut new, opts);
             self.strategy.before_update(&mut new, &old, opts.dry_run).await?;
             if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() && !self.keeps_while_finalizing(&new) {
                 // The last finalizer is gone: the object goes away now.
@@ -578,7 +584,12 @@ impl Store {
         match part {
             Part::Status => {
                 let status = new.get("status").cloned();
+                // Server-side apply of status brings its own managedFields.
+                let managed = new["metadata"].get("managedFields").cloned();
                 *new = old.clone();
+                if let Some(m) = managed {
+                    meta::meta_mut(new).insert("managedFields".into(), m);
+                }
                 match status {
                     Some(s) => new["status"] = s,
                     None => {
