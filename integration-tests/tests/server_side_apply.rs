@@ -146,6 +146,11 @@ async fn ordinary_writes_record_update_managers() {
     assert_eq!(created["fieldsV1"], json!({"f:data": {".": {}, "f:color": {}}}));
     assert!(created.get("subresource").is_none());
 
+    // Objects the server creates itself are the kube-apiserver's.
+    let ns = get_json(&s, &["namespace", "default"]).await;
+    let boot = entry(&ns, "kube-apiserver", "Update").expect("kube-apiserver entry on the default namespace");
+    assert_eq!(boot["fieldsV1"]["f:metadata"]["f:labels"], json!({".": {}, "f:kubernetes.io/metadata.name": {}}));
+
     // Each kubectl verb names itself; untouched entries stay.
     s.kubectl_ok(&["label", "configmap", "settings", "team=blue"]).await;
     s.kubectl_ok(&["patch", "configmap", "settings", "--type=merge", "-p", r#"{"data":{"color":"green"}}"#]).await;
@@ -253,6 +258,18 @@ async fn raw_api_errors_and_kube_rs_apply() {
         st["message"],
         "failed to create typed patch object (/raw; /v1, Kind=ConfigMap): .spec: field not declared in schema"
     );
+
+    // Apply does not create in a namespace that does not exist.
+    let r = http
+        .patch(format!("{}/api/v1/namespaces/nope/configmaps/raw?fieldManager=first", s.url()))
+        .header("Content-Type", "application/apply-patch+yaml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let st: Value = r.json().await.unwrap();
+    assert_eq!(st["message"], "namespaces \"nope\" not found");
 
     // kube-rs: Patch::Apply creates, re-applies and is refused on conflicts unless forced.
     let api: Api<ConfigMap> = Api::default_namespaced(s.client().await);

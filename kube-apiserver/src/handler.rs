@@ -235,7 +235,7 @@ impl App {
         let services = self.core("services").list_all().await.map_err(AppError::Bootstrap)?;
         self.allocator.load(services.iter());
         self.allocator.reserve_kubernetes_ip();
-        let opts = WriteOptions::default();
+        let opts = WriteOptions { field_manager: Some("kube-apiserver".into()), ..Default::default() };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             match self.core("namespaces").create(None, obj, &opts).await {
@@ -560,6 +560,9 @@ impl App {
                 let (body, ct) = self.read_body(req).await?;
                 if ct == crate::fieldmanager::APPLY_PATCH {
                     let force = truthy(ctx.query.get("force"));
+                    if store.info.namespaced && matches!(store.get(ns, name).await, Err(ApiError::NotFound(_))) {
+                        self.check_namespace_open(ns.unwrap_or("default")).await?;
+                    }
                     let (obj, created) = crate::fieldmanager::apply_request(store, ns, name, Part::Main, &body, &opts, force).await?;
                     return Ok(self.render_object(if created { 201 } else { 200 }, &obj, ctx));
                 }

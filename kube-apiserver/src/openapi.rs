@@ -262,7 +262,7 @@ impl OpenApi {
     /// Generate every document from k8s-openapi's schemas and the resource table.
     pub fn build() -> OpenApi {
         let started = Instant::now();
-        let definitions = definitions();
+        let definitions = schema_definitions();
         let v3_definitions: Map<String, Value> = definitions
             .iter()
             .map(|(name, schema)| (name.clone(), v3_schema(name, schema)))
@@ -276,7 +276,7 @@ impl OpenApi {
                 for item in &items {
                     v2_paths.insert(item.path.clone(), item.to_v2());
                 }
-                let document = Document::new(&v3_document(&items, &definitions, &v3_definitions));
+                let document = Document::new(&v3_document(&items, definitions, &v3_definitions));
                 let key = index_path(group, version);
                 index.insert(
                     key.clone(),
@@ -286,7 +286,7 @@ impl OpenApi {
             }
         }
         let v2 = V2Document {
-            definitions: &definitions,
+            definitions,
             info: json!({"title": "Kubernetes", "version": crate::handler::KUBE_VERSION.2}),
             paths: v2_paths,
             security: json!([{"BearerToken": []}]),

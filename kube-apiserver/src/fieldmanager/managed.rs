@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::fieldpath::{FieldSet, Path, PathElement, path_string};
-use super::schema::{Schema, Shape};
+use super::schema::Schema;
 use super::typed::{self, Comparison};
 
 /// At most this many `Update` entries are kept; older ones are folded into one per API version.
@@ -181,10 +181,10 @@ impl Managed {
             let bucket = ManagerId::update(ANCIENT_CHANGES, &version, "");
             match first_of_version.get(&version) {
                 Some(first) => {
-                    if !self.0.contains_key(&bucket) {
-                        if let Some(e) = self.0.remove(first) {
-                            self.0.insert(bucket.clone(), e);
-                        }
+                    if !self.0.contains_key(&bucket)
+                        && let Some(e) = self.0.remove(first)
+                    {
+                        self.0.insert(bucket.clone(), e);
                     }
                     self.0.remove(&id);
                     if let Some(b) = self.0.get_mut(&bucket) {
@@ -223,9 +223,11 @@ impl Reset {
 }
 
 /// The resource a write is about.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Resource<'a> {
     pub schema: Schema<'a>,
+    /// The definition name of the kind's schema, without `io.k8s.`.
+    pub definition: Option<String>,
     /// `v1`, `apps/v1`.
     pub api_version: &'a str,
     pub reset: Reset,
@@ -269,28 +271,53 @@ fn set_managed_fields(obj: &mut Value, managed: &Managed) {
     }
 }
 
-/// What an object looked like before it existed, for comparing a create against: the
-/// top-level `metadata`, `spec` and `status` structs and, below them, required structs, which
-/// upstream's zero-valued typed objects carry.
-fn empty_object(schema: Schema<'_>) -> Value {
-    fn required_structs(s: Schema<'_>, depth: usize) -> Value {
+/// Optional struct fields that upstream's Go types hold by value (not by pointer), so a zero
+/// object already has them: `(schema, field)`, schemas named without `io.k8s.`.
+const BY_VALUE: &[(&str, &str)] = &[
+    ("api.apps.v1.DaemonSetSpec", "updateStrategy"),
+    ("api.apps.v1.DeploymentSpec", "strategy"),
+    ("api.apps.v1.ReplicaSetSpec", "template"),
+    ("api.apps.v1.StatefulSetSpec", "updateStrategy"),
+    ("api.batch.v1.JobTemplateSpec", "metadata"),
+    ("api.batch.v1.JobTemplateSpec", "spec"),
+    ("api.core.v1.Event", "source"),
+    ("api.core.v1.PersistentVolumeClaimSpec", "resources"),
+    ("api.core.v1.PodTemplate", "template"),
+    ("api.core.v1.PodTemplateSpec", "metadata"),
+    ("api.core.v1.PodTemplateSpec", "spec"),
+];
+
+/// What an object looked like before it existed, for comparing a create against: what
+/// upstream's zero-valued typed object holds — `metadata`, `spec` and `status`, the structs
+/// held by value below them, and `null` for required (non-omitempty) fields.
+fn empty_object(res: &Resource<'_>) -> Value {
+    let schema = res.schema;
+    fn zero(s: Schema<'_>, name: Option<&str>, depth: usize) -> Value {
         let mut out = Map::new();
-        if depth > 6 {
+        if depth > 8 {
             return Value::Object(out);
         }
-        if let Schema::Typed { target, .. } = s {
-            for name in target.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
-                if let Some(fs) = s.field(name).filter(|fs| matches!(fs.shape(&json!({})), Shape::Struct)) {
-                    out.insert(name.into(), required_structs(fs, depth + 1));
-                }
+        for field in s.required() {
+            if let Some(fs) = s.field(field) {
+                let v = if fs.is_struct() { zero(fs, fs.ref_name(), depth + 1) } else { Value::Null };
+                out.insert(field.into(), v);
+            }
+        }
+        for &(schema, field) in BY_VALUE {
+            if Some(schema) == name
+                && let Some(fs) = s.field(field).filter(Schema::is_struct)
+            {
+                out.insert(field.into(), zero(fs, fs.ref_name(), depth + 1));
             }
         }
         Value::Object(out)
     }
-    let mut out = Map::new();
+    let Value::Object(mut out) = zero(schema, res.definition.as_deref(), 0) else {
+        return json!({});
+    };
     for top in ["metadata", "spec", "status"] {
-        if let Some(fs) = schema.field(top).filter(|fs| matches!(fs.shape(&json!({})), Shape::Struct)) {
-            out.insert(top.into(), required_structs(fs, 0));
+        if let Some(fs) = schema.field(top).filter(Schema::is_struct) {
+            out.entry(top).or_insert_with(|| zero(fs, fs.ref_name(), 1));
         }
     }
     Value::Object(out)
@@ -324,7 +351,7 @@ pub fn track_update(res: &Resource<'_>, live: Option<&Value>, new: &mut Value, m
             _ => live_managed.clone(),
         }
     };
-    let live_clean = live.map(without_managed_fields).unwrap_or_else(|| empty_object(res.schema));
+    let live_clean = live.map(without_managed_fields).unwrap_or_else(|| empty_object(res));
     let new_clean = without_managed_fields(new);
     let c = diff(res, &live_clean, &new_clean);
     let changed = c.added.union(&c.modified);
@@ -446,7 +473,7 @@ fn apply_once(
     let live_list = live.and_then(|l| l["metadata"].get("managedFields"));
     let live_managed = Managed::decode(live_list).unwrap_or_default();
     let mut managed = live_managed.clone();
-    let live_clean = live.map(without_managed_fields).unwrap_or_else(|| empty_object(res.schema));
+    let live_clean = live.map(without_managed_fields).unwrap_or_else(|| empty_object(res));
     let mut applied = typed::to_field_set(res.schema, config, true).map_err(ApplyError::Invalid)?;
     applied.retain(|p| !res.reset.ignores(p));
     let mut merged = typed::merge(res.schema, &live_clean, config);
@@ -526,7 +553,8 @@ mod tests {
         let name = crate::openapi::kind_schema_name(group, "v1", kind).unwrap();
         let schema = Schema::definition(crate::openapi::schema_definitions(), &name).unwrap();
         let api_version = if group.is_empty() { "v1" } else { "apps/v1" };
-        Resource { schema, api_version, reset }
+        let definition = name.strip_prefix("io.k8s.").map(String::from);
+        Resource { schema, definition, api_version, reset }
     }
 
     fn cm(data: Value) -> Value {
@@ -550,6 +578,34 @@ mod tests {
                 "fieldsType": "FieldsV1",
                 "fieldsV1": {"f:data": {".": {}, "f:a": {}}, "f:metadata": {"f:labels": {".": {}, "f:x": {}}}},
             })]
+        );
+    }
+
+    #[test]
+    fn create_compares_against_a_zero_object_like_upstream() {
+        // What `kubectl create deployment nginx --image=nginx` sends.
+        let r = res("Deployment", "apps", Reset::Status);
+        let mut d = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "nginx", "labels": {"app": "nginx"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "nginx"}}, "strategy": {},
+                "template": {"metadata": {"labels": {"app": "nginx"}},
+                    "spec": {"containers": [{"name": "nginx", "image": "nginx", "resources": {}}]}}},
+            "status": {},
+        });
+        track_update(&r, None, &mut d, "kubectl-create", "", "T");
+        assert_eq!(
+            entries(&d)[0]["fieldsV1"],
+            json!({
+                "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                "f:spec": {
+                    "f:replicas": {}, "f:selector": {},
+                    "f:template": {
+                        "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                        "f:spec": {"f:containers": {"k:{\"name\":\"nginx\"}": {".": {}, "f:image": {}, "f:name": {}, "f:resources": {}}}},
+                    },
+                },
+            })
         );
     }
 

@@ -34,11 +34,14 @@ pub const APPLY_PATCH: &str = "application/apply-patch+yaml";
 /// Longest accepted `fieldManager`, in bytes.
 pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
 
-/// The schema of a served kind; objects of kinds without one are walked without a schema.
-fn kind_schema(info: &ResourceInfo) -> Schema<'static> {
-    crate::openapi::kind_schema_name(info.group, info.version, info.kind)
-        .and_then(|name| Schema::definition(crate::openapi::schema_definitions(), &name))
-        .unwrap_or(Schema::Deduced)
+/// The schema of a served kind and its definition name; objects of kinds without one are
+/// walked without a schema.
+fn kind_schema(info: &ResourceInfo) -> (Schema<'static>, Option<String>) {
+    let name = crate::openapi::kind_schema_name(info.group, info.version, info.kind);
+    match name.as_deref().and_then(|n| Schema::definition(crate::openapi::schema_definitions(), n)) {
+        Some(schema) => (schema, name.map(|n| n.strip_prefix("io.k8s.").map(String::from).unwrap_or(n))),
+        None => (Schema::Deduced, None),
+    }
 }
 
 fn resource<'a>(info: &ResourceInfo, part: Part, api_version: &'a str) -> Resource<'a> {
@@ -48,7 +51,8 @@ fn resource<'a>(info: &ResourceInfo, part: Part, api_version: &'a str) -> Resour
         _ if has_status => Reset::Status,
         _ => Reset::Nothing,
     };
-    Resource { schema: kind_schema(info), api_version, reset }
+    let (schema, definition) = kind_schema(info);
+    Resource { schema, definition, api_version, reset }
 }
 
 fn subresource(part: Part, opts: &WriteOptions) -> &str {

@@ -25,6 +25,13 @@ pub enum Schema<'a> {
     Deduced,
 }
 
+/// The JSON kind a value is shaped as.
+enum Kind {
+    Object,
+    Array,
+    Other,
+}
+
 /// What a value is, under its schema.
 pub enum Shape<'a> {
     /// Owned as a whole: scalars, atomic lists/maps/structs, untyped values, null.
@@ -83,6 +90,7 @@ impl<'a> Schema<'a> {
     }
 
     /// How `v` is shaped under this schema; a value that does not fit the schema is a leaf.
+    /// `null` where the schema has a granular container is that container, empty.
     pub fn shape(&self, v: &Value) -> Shape<'a> {
         let Schema::Typed { defs, target, .. } = *self else {
             return match v {
@@ -92,8 +100,16 @@ impl<'a> Schema<'a> {
         };
         let ty = target.get("type").and_then(Value::as_str);
         let props = target.get("properties").and_then(Value::as_object);
-        match v {
-            Value::Object(_) if ty == Some("object") || props.is_some() => {
+        let is_object = ty == Some("object") || props.is_some();
+        let kind = match v {
+            Value::Object(_) => Kind::Object,
+            Value::Array(_) => Kind::Array,
+            Value::Null if is_object => Kind::Object,
+            Value::Null if ty == Some("array") => Kind::Array,
+            _ => Kind::Other,
+        };
+        match kind {
+            Kind::Object if is_object => {
                 if self.ext_str("x-kubernetes-map-type") == Some("atomic") {
                     Shape::Leaf
                 } else if props.is_some() {
@@ -104,7 +120,7 @@ impl<'a> Schema<'a> {
                     Shape::Leaf
                 }
             }
-            Value::Array(_) if ty == Some("array") => {
+            Kind::Array if ty == Some("array") => {
                 let Some(items) = target.get("items") else {
                     return Shape::Leaf;
                 };
@@ -137,6 +153,35 @@ impl<'a> Schema<'a> {
             }
             _ => Shape::Leaf,
         }
+    }
+
+    /// The definition name this schema refers to (without the `io.k8s.` prefix), if any.
+    pub fn ref_name(&self) -> Option<&'a str> {
+        match self {
+            Schema::Typed { outer, .. } => outer
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix(REF_PREFIX))
+                .map(|n| n.strip_prefix("io.k8s.").unwrap_or(n)),
+            Schema::Deduced => None,
+        }
+    }
+
+    /// The names of a struct's required fields.
+    pub fn required(&self) -> Vec<&'a str> {
+        match self {
+            Schema::Typed { target, .. } => target
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default(),
+            Schema::Deduced => Vec::new(),
+        }
+    }
+
+    /// Whether values of this schema are granular structs.
+    pub fn is_struct(&self) -> bool {
+        matches!(self.shape(&Value::Null), Shape::Struct)
     }
 
     /// The schema of a struct's field; `None` when the schema does not declare it.

@@ -108,7 +108,7 @@ pub fn to_field_set(schema: Schema<'_>, v: &Value, strict: bool) -> Result<Field
 
 fn is_empty_container(v: Option<&Value>) -> bool {
     match v {
-        None => true,
+        None | Some(Value::Null) => true,
         Some(Value::Object(m)) => m.is_empty(),
         Some(Value::Array(a)) => a.is_empty(),
         Some(_) => false,
@@ -134,7 +134,9 @@ fn compare_at(s: Schema<'_>, lhs: Option<&Value>, rhs: Option<&Value>, path: &mu
         return;
     };
     let shape = s.shape(probe);
+    // `null` on one side of a container is that container, empty.
     let same_kind = match (lhs, rhs) {
+        (Some(Value::Null), _) | (_, Some(Value::Null)) => true,
         (Some(a), Some(b)) => std::mem::discriminant(a) == std::mem::discriminant(b),
         _ => true,
     };
@@ -175,7 +177,7 @@ fn compare_at(s: Schema<'_>, lhs: Option<&Value>, rhs: Option<&Value>, path: &mu
                 }
             }
         }
-        Shape::Leaf => unreachable!("handled above"),
+        Shape::Leaf => {}
     }
     match (lhs, rhs) {
         (None, Some(_)) => c.added.insert(path.clone()),
@@ -188,6 +190,10 @@ fn compare_at(s: Schema<'_>, lhs: Option<&Value>, rhs: Option<&Value>, path: &mu
 /// member, everything else is replaced by `rhs`.
 pub fn merge(schema: Schema<'_>, lhs: &Value, rhs: &Value) -> Value {
     let shape = schema.shape(rhs);
+    if rhs.is_null() && !matches!(shape, Shape::Leaf) {
+        // Applying `null` to a granular container leaves it as it is.
+        return lhs.clone();
+    }
     if std::mem::discriminant(lhs) != std::mem::discriminant(rhs) {
         return rhs.clone();
     }
@@ -409,6 +415,19 @@ mod tests {
         let names: Vec<&str> = m["spec"]["template"]["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["new", "a", "side"]);
         assert_eq!(m["spec"]["template"]["spec"]["containers"][1], json!({"name": "a", "image": "y", "args": ["3"]}));
+    }
+
+    #[test]
+    fn null_is_an_empty_container_but_a_scalar_value() {
+        let cfg = json!({"metadata": {"labels": null}, "spec": {"replicas": null}});
+        assert_eq!(to_field_set(deploy(), &cfg, true).unwrap(), set(&["spec.replicas"]));
+        let live = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"replicas": 2}});
+        let m = merge(deploy(), &live, &cfg);
+        assert_eq!(m["metadata"]["labels"], json!({"a": "1"}), "null leaves a granular map alone");
+        assert_eq!(m["spec"]["replicas"], Value::Null, "null replaces a scalar");
+        let c = compare(deploy(), &json!({"spec": {"template": {"spec": {"containers": null}}}}),
+            &json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}}));
+        assert_eq!(c.added, set(&["spec.template.spec.containers[name=a]", "spec.template.spec.containers[name=a].name"]));
     }
 
     #[test]
