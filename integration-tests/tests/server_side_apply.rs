@@ -258,6 +258,7 @@ async fn raw_api_errors_and_kube_rs_apply() {
         st["message"],
         "failed to create typed patch object (/raw; /v1, Kind=ConfigMap): .spec: field not declared in schema"
     );
+    assert!(st.get("reason").is_none(), "upstream leaves this error unclassified: {st}");
 
     // Apply does not create in a namespace that does not exist.
     let r = http

@@ -104,6 +104,10 @@ pub enum ApiError {
     ServiceUnavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// 500 without a reason: an error upstream does not classify (it answers with the bare
+    /// message, as for server-side apply's schema errors).
+    #[error("{0}")]
+    Unknown(String),
     /// 429/504-style "try again" from storage contention.
     #[error("{0}")]
     Unauthorized(String),
@@ -163,7 +167,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => 429,
             ApiError::Timeout(_) => 504,
             ApiError::ServiceUnavailable(_) => 503,
-            ApiError::Internal(_) => 500,
+            ApiError::Internal(_) | ApiError::Unknown(_) => 500,
         }
     }
 
@@ -185,6 +189,7 @@ impl ApiError {
             ApiError::Timeout(_) => "Timeout",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
+            ApiError::Unknown(_) => "",
         }
     }
 
@@ -199,6 +204,9 @@ impl ApiError {
             "reason": self.reason(),
             "code": self.code(),
         });
+        if self.reason().is_empty() {
+            status.as_object_mut().map(|s| s.remove("reason"));
+        }
         let details = match self {
             ApiError::NotFound(t) | ApiError::AlreadyExists(t) | ApiError::Conflict { target: t, .. } => {
                 if t.name.is_empty() && t.resource.is_empty() {

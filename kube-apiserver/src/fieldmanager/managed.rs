@@ -369,8 +369,17 @@ pub fn track_update(res: &Resource<'_>, live: Option<&Value>, new: &mut Value, m
     }
     managed.drop_empty();
     managed.cap_updaters(MAX_UPDATE_MANAGERS);
-    if live.is_some() && managed == live_managed {
-        // Unchanged ownership: keep the stored form byte for byte.
+    let same_but_times = || {
+        let untimed = |m: &Managed| -> Vec<(ManagerId, FieldSet, String)> {
+            m.0.iter().map(|(id, e)| (id.clone(), e.set.clone(), e.api_version.clone())).collect()
+        };
+        let mut touched = c.added.union(&c.modified).union(&c.removed);
+        strip(&mut touched);
+        touched.is_empty() && untimed(&managed) == untimed(&live_managed)
+    };
+    if live.is_some() && (managed == live_managed || same_but_times()) {
+        // Unchanged ownership (a write that only moves timestamps changes nothing either):
+        // keep the stored form byte for byte.
         match live_list {
             Some(l) => new["metadata"]["managedFields"] = l.clone(),
             None => set_managed_fields(new, &managed),
@@ -624,6 +633,12 @@ mod tests {
         v3["metadata"].as_object_mut().unwrap().remove("managedFields");
         track_update(&r, Some(&v2), &mut v3, "three", "", "T3");
         assert_eq!(v3, v2);
+        // Nor does a write that only moves timestamps.
+        let mut v4 = v2.clone();
+        v4["metadata"]["managedFields"][0]["time"] = json!("T9");
+        v4["metadata"]["resourceVersion"] = json!("1");
+        track_update(&r, Some(&v2), &mut v4, "three", "", "T4");
+        assert_eq!(v4["metadata"]["managedFields"], v2["metadata"]["managedFields"]);
     }
 
     #[test]

@@ -152,7 +152,7 @@ fn apply_error(e: ApplyError, info: &ResourceInfo, config: &Value) -> ApiError {
                 [one] => one.clone(),
                 many => format!("errors:\n  {}", many.join("\n  ")),
             };
-            ApiError::Internal(format!(
+            ApiError::Unknown(format!(
                 "failed to create typed patch object ({}/{}; {}): {detail}",
                 meta::namespace(config),
                 meta::name(config),
