@@ -788,6 +788,11 @@ impl ApiServer {
         self.etcd.as_ref()
     }
 
+    /// The server's own etcd, mutably (e.g. to stop it under the server).
+    pub fn etcd_mut(&mut self) -> Option<&mut Etcd> {
+        self.etcd.as_mut()
+    }
+
     /// PID of the server process, if running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
@@ -1049,5 +1054,82 @@ mod tests {
         let p = dir.path().join("log");
         std::fs::write(&p, (0..100).map(|i| format!("line{i}\n")).collect::<String>()).unwrap();
         assert_eq!(tail_file(&p, 2), "line98\nline99");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// kube-controller-manager
+// ---------------------------------------------------------------------------------------------
+
+/// A running `kube-controller-manager` against an [`ApiServer`] (built with
+/// `cargo build -p kube-controller-manager`); killed on drop, log tail printed on panic.
+pub struct ControllerManager {
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl ControllerManager {
+    /// Start with `--kubeconfig` of `server`, leader election off, no health port, plus `args`.
+    pub fn start(server: &ApiServer, args: &[&str]) -> ControllerManager {
+        let binary = find_binary("kube-controller-manager").unwrap_or_else(|e| panic!("{e}"));
+        let seq = SERVER_SEQ.fetch_add(1, Ordering::Relaxed);
+        let log_path = server.root_dir().join(format!("kube-controller-manager-{seq}.log"));
+        let (out, err) = log_file(&log_path).unwrap_or_else(|e| panic!("{e}"));
+        let mut cmd = Command::new(&binary);
+        cmd.arg(format!("--kubeconfig={}", server.kubeconfig_path().display()));
+        if !args.iter().any(|a| a.starts_with("--leader-elect")) {
+            cmd.arg("--leader-elect=false");
+        }
+        if !args.iter().any(|a| a.starts_with("--secure-port")) {
+            cmd.arg("--secure-port=0");
+        }
+        let child = cmd
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", binary.display()));
+        ControllerManager { child: Some(child), log_path }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGTERM and wait for exit.
+    pub async fn stop(&mut self) -> Option<ExitStatus> {
+        match self.child.take() {
+            Some(mut c) => terminate(&mut c).await,
+            None => None,
+        }
+    }
+
+    /// SIGKILL (an abrupt crash).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            kill_now(&mut c);
+        }
+    }
+}
+
+impl Drop for ControllerManager {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            kill_now(&mut c);
+        }
+        if std::thread::panicking() {
+            eprintln!("---- kube-controller-manager log tail {} ----\n{}\n----", self.log_path.display(), tail_file(&self.log_path, 80));
+        }
     }
 }

@@ -58,6 +58,17 @@ struct Inner {
     ready: bool,
 }
 
+impl Inner {
+    /// Every cached object whose key starts with `key_prefix`, in key order.
+    fn under(&self, key_prefix: &str) -> Vec<Arc<Value>> {
+        self.objects
+            .range(key_prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(key_prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
 /// Why a watch could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CacheError {
@@ -89,8 +100,15 @@ const BROADCAST_CAPACITY: usize = 16 * 1024;
 impl Cacher {
     /// Create the cache and start its reflector task.
     pub fn start(storage: Arc<dyn Storage>, prefix: String, capacity: usize, decode: Decoder) -> Arc<Self> {
+        let cacher = Self::idle(storage, prefix, capacity, decode);
+        cacher.spawn_reflector();
+        cacher
+    }
+
+    /// A cache that never loads (for create-only resources, which store nothing).
+    pub fn idle(storage: Arc<dyn Storage>, prefix: String, capacity: usize, decode: Decoder) -> Arc<Self> {
         let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let cacher = Arc::new(Cacher {
+        Arc::new(Cacher {
             storage,
             prefix,
             capacity: capacity.max(100),
@@ -104,8 +122,11 @@ impl Cacher {
                 ready: false,
             }),
             ready_notify: tokio::sync::Notify::new(),
-        });
-        let weak = Arc::downgrade(&cacher);
+        })
+    }
+
+    fn spawn_reflector(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
@@ -121,7 +142,6 @@ impl Cacher {
                 tokio::time::sleep(backoff).await;
             }
         });
-        cacher
     }
 
     /// List, then follow the storage watch until it ends.
@@ -220,13 +240,7 @@ impl Cacher {
     /// A snapshot of every object under `key_prefix`, with the cache revision it reflects.
     pub fn snapshot(&self, key_prefix: &str) -> (Vec<Arc<Value>>, Revision) {
         let inner = self.inner.read().expect("cacher lock");
-        let items = inner
-            .objects
-            .range(key_prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(key_prefix))
-            .map(|(_, v)| v.clone())
-            .collect();
-        (items, inner.rv)
+        (inner.under(key_prefix), inner.rv)
     }
 
     /// Number of cached objects (for metrics).
@@ -264,12 +278,7 @@ impl Cacher {
         if !inner.ready {
             return Err(CacheError::NotReady);
         }
-        let items = inner
-            .objects
-            .range(key_prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(key_prefix))
-            .map(|(_, v)| v.clone())
-            .collect();
+        let items = inner.under(key_prefix);
         Ok((items, Subscription { backlog: Vec::new(), live: inner.tx.subscribe(), after: inner.rv }))
     }
 }

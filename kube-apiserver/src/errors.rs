@@ -40,6 +40,29 @@ impl Cause {
             field: field.into(),
         }
     }
+    /// An invalid value already rendered as Go prints it (`5`, `map[string]string{...}`).
+    pub fn invalid_raw(field: &str, rendered: &str, detail: &str) -> Self {
+        Cause { reason: "FieldValueInvalid".into(), message: format!("Invalid value: {rendered}: {detail}"), field: field.into() }
+    }
+    /// An unsupported value already rendered as Go prints it.
+    pub fn not_supported_raw(field: &str, rendered: &str, supported: &[&str]) -> Self {
+        let list: Vec<String> = supported.iter().map(|s| json!(s).to_string()).collect();
+        Cause {
+            reason: "FieldValueNotSupported".into(),
+            message: format!("Unsupported value: {rendered}: supported values: {}", list.join(", ")),
+            field: field.into(),
+        }
+    }
+    pub fn not_found(field: &str, value: &str) -> Self {
+        Cause { reason: "FieldValueNotFound".into(), message: format!("Not found: {}", json!(value)), field: field.into() }
+    }
+    pub fn too_long(field: &str, max: usize) -> Self {
+        Cause {
+            reason: "FieldValueTooLong".into(),
+            message: format!("Too long: may not be more than {max} bytes"),
+            field: field.into(),
+        }
+    }
     pub fn duplicate(field: &str, value: &str) -> Self {
         Cause { reason: "FieldValueDuplicate".into(), message: format!("Duplicate value: {}", json!(value)), field: field.into() }
     }
@@ -121,7 +144,7 @@ fn not_found_message(t: &Target) -> String {
     }
 }
 
-/// `Deployment.apps`, as upstream prints a GroupKind; core kinds stay bare.
+/// `Deployment.apps`, or `Pod` for the core group, as upstream prints a GroupKind.
 fn qualified_kind(kind: &str, group: &str) -> String {
     if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") }
 }

@@ -97,6 +97,9 @@ enum Format {
     Json,
     Yaml,
     Table,
+    /// `as=PartialObjectMetadata` (`list` false) or `as=PartialObjectMetadataList`, in
+    /// `meta.k8s.io/<version>`.
+    Metadata { list: bool, version: &'static str },
 }
 
 fn negotiate(accept: &str) -> Result<Format, ApiError> {
@@ -112,6 +115,9 @@ fn negotiate(accept: &str) -> Result<Format, ApiError> {
             }
             continue;
         }
+        if let Some(f) = metadata_format(&params) {
+            return Ok(f);
+        }
         if params.iter().any(|p| p.starts_with("as=")) {
             continue;
         }
@@ -126,6 +132,20 @@ fn negotiate(accept: &str) -> Result<Format, ApiError> {
     Err(ApiError::NotAcceptable(
         "only the following media types are accepted: application/json, application/yaml".into(),
     ))
+}
+
+/// `application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1|v1beta1`.
+fn metadata_format(params: &[&str]) -> Option<Format> {
+    if params[0] != "application/json" || !params.contains(&"g=meta.k8s.io") {
+        return None;
+    }
+    let version = [("v=v1", "v1"), ("v=v1beta1", "v1beta1")].into_iter().find(|(p, _)| params.contains(p))?.1;
+    let list = match params.iter().find_map(|p| p.strip_prefix("as="))? {
+        "PartialObjectMetadata" => false,
+        "PartialObjectMetadataList" => true,
+        _ => return None,
+    };
+    Some(Format::Metadata { list, version })
 }
 
 pub fn full(body: impl Into<Bytes>) -> Body {
@@ -212,8 +232,9 @@ impl App {
             }
         };
         let mut stores = HashMap::new();
+        let lookup = crate::admission::Lookup::new(storage.clone(), &prefix);
         for info in resources::all() {
-            let strategy = registry::strategy::for_resource(info.group, info.plural, &allocator);
+            let strategy = registry::strategy::for_resource(info.group, info.plural, &allocator, &lookup);
             let store = Store::new(info, strategy, storage.clone(), &prefix, cfg.watch_cache_size);
             stores.insert((info.group.to_string(), info.version.to_string(), info.plural.to_string()), Arc::new(store));
         }
@@ -243,6 +264,9 @@ impl App {
                 Err(e) => return Err(AppError::Bootstrap(e)),
             }
         }
+        crate::admission::bootstrap_priority_classes(self.store("scheduling.k8s.io", "v1", "priorityclasses").map(|s| &**s))
+            .await
+            .map_err(AppError::Bootstrap)?;
         let ip = self.allocator.kubernetes_service_ip().to_string();
         let port = self.cfg.listen.port();
         let svc = json!({
@@ -519,15 +543,9 @@ impl App {
             let answer = self.review(store, ns, obj, ctx.user.as_ref()).await?;
             return Ok(json_response(201, &answer));
         }
-        let dry_run = ctx.query.get("dryRun").is_some_and(|v| v == "All");
-        if let Some(d) = ctx.query.get("dryRun") {
-            if !d.is_empty() && d != "All" {
-                return Err(ApiError::BadRequest(format!("dryRun: Unsupported value: {d:?}: supported values: \"All\"")));
-            }
-        }
-        let field_manager = crate::fieldmanager::request_manager(&method, &ctx.query, req.headers())?;
-        let opts = WriteOptions { dry_run, field_manager, ..Default::default() };
-        match (&method, ctx.path.name.as_deref()) {
+        let mut opts = crate::fieldvalidation::write_options(&method, &ctx.query)?;
+        opts.field_manager = crate::fieldmanager::request_manager(&method, &ctx.query, req.headers())?;
+        let result = match (&method, ctx.path.name.as_deref()) {
             (&Method::GET, Some(name)) => {
                 let obj = if ctx.query.get("resourceVersion").is_some_and(|v| v == "0") {
                     store.get_cached(ns, name).await?
@@ -543,7 +561,7 @@ impl App {
             }
             (&Method::POST, None) => {
                 let (body, ct) = self.read_body(req).await?;
-                let obj = decode_body(&body, &ct)?;
+                let obj = crate::fieldvalidation::decode_checked(&body, &ct, store.info, &opts)?;
                 if store.info.namespaced {
                     self.check_namespace_open(ns.unwrap_or("default")).await?;
                 }
@@ -552,7 +570,7 @@ impl App {
             }
             (&Method::PUT, Some(name)) => {
                 let (body, ct) = self.read_body(req).await?;
-                let obj = decode_body(&body, &ct)?;
+                let obj = crate::fieldvalidation::decode_checked(&body, &ct, store.info, &opts)?;
                 let (obj, created) = store.update(ns, name, Part::Main, obj, &opts).await?;
                 Ok(self.render_object(if created { 201 } else { 200 }, &obj, ctx))
             }
@@ -564,10 +582,11 @@ impl App {
                         self.check_namespace_open(ns.unwrap_or("default")).await?;
                     }
                     let (obj, created) = crate::fieldmanager::apply_request(store, ns, name, Part::Main, &body, &opts, force).await?;
-                    return Ok(self.render_object(if created { 201 } else { 200 }, &obj, ctx));
+                    Ok(self.render_object(if created { 201 } else { 200 }, &obj, ctx))
+                } else {
+                    let obj = self.patch(store, ns, name, Part::Main, &body, &ct, &opts).await?;
+                    Ok(self.render_object(200, &obj, ctx))
                 }
-                let obj = self.patch(store, ns, name, Part::Main, &body, &ct, &opts).await?;
-                Ok(self.render_object(200, &obj, ctx))
             }
             (&Method::DELETE, Some(name)) => {
                 let (body, ct) = self.read_body(req).await?;
@@ -594,7 +613,8 @@ impl App {
                 Ok(self.render_list(&list, ctx))
             }
             _ => Err(ApiError::MethodNotAllowed(format!("the server does not allow this method on the requested resource"))),
-        }
+        };
+        result.map(|r| crate::fieldvalidation::with_warnings(r, &opts.warnings))
     }
 
     async fn serve_subresource(
@@ -611,7 +631,12 @@ impl App {
             "status" | "scale" | "finalize" => crate::fieldmanager::request_manager(&method, &ctx.query, req.headers())?,
             _ => None,
         };
-        let opts = WriteOptions { dry_run: ctx.query.get("dryRun").is_some_and(|v| v == "All"), field_manager, subresource: sub.to_string() };
+        let opts = WriteOptions {
+            dry_run: ctx.query.get("dryRun").is_some_and(|v| v == "All"),
+            field_manager,
+            subresource: sub.to_string(),
+            ..Default::default()
+        };
         match (sub, &method) {
             ("status", &Method::GET) => Ok(self.render_object(200, &store.get(ns, name).await?, ctx)),
             ("status" | "finalize", &Method::PUT) => {
@@ -631,7 +656,7 @@ impl App {
                 let obj = self.patch(store, ns, name, Part::Status, &body, &ct, &opts).await?;
                 Ok(self.render_object(200, &obj, ctx))
             }
-            ("scale", &Method::GET) => Ok(json_response(200, &to_scale(&store.get(ns, name).await?))),
+            ("scale", &Method::GET) => Ok(render_scale(200, &to_scale(&store.get(ns, name).await?), ctx)),
             ("scale", &Method::PUT | &Method::PATCH) => {
                 let (body, ct) = self.read_body(req).await?;
                 let is_patch = method == Method::PATCH;
@@ -646,7 +671,11 @@ impl App {
                     .guaranteed_update(ns, name, Part::Main, precondition, &opts, |cur| {
                         let scale = match &body_val {
                             Some(b) => b.clone(),
-                            None => apply_patch(&to_scale(cur), &body, &ct)?,
+                            None => {
+                                let gvk = store.info.subresource("scale").map(crate::patch::Gvk::from);
+                                let gvk = gvk.unwrap_or(crate::patch::Gvk { group: "autoscaling", version: "v1", kind: "Scale" });
+                                apply_patch(&to_scale(cur), &body, &ct, gvk)?
+                            }
                         };
                         if is_patch {
                             let rv = meta::resource_version(&scale);
@@ -664,7 +693,7 @@ impl App {
                         Ok(next)
                     })
                     .await?;
-                Ok(json_response(200, &to_scale(&updated)))
+                Ok(render_scale(200, &to_scale(&updated), ctx))
             }
             ("binding", &Method::POST) => {
                 let (body, ct) = self.read_body(req).await?;
@@ -845,9 +874,11 @@ impl App {
     ) -> Result<Value, ApiError> {
         patch_kind(ct)?;
         let precondition = None;
+        let patch_problems = crate::fieldvalidation::patch_problems(body, ct, opts);
         store
             .guaranteed_update(ns, name, part, precondition, opts, |cur| {
-                let next = apply_patch(cur, body, ct)?;
+                let next = apply_patch(cur, body, ct, store.info.into())?;
+                crate::fieldvalidation::check_patched(store.info, &next, &patch_problems, opts)?;
                 let rv = meta::resource_version(&next);
                 if !rv.is_empty() && rv != meta::resource_version(cur) {
                     return Err(ApiError::conflict(store.info.group, store.info.plural, name));
@@ -858,19 +889,32 @@ impl App {
     }
 
     fn render_object(&self, code: u16, obj: &Value, ctx: &Ctx<'_>) -> Response<Body> {
-        if ctx.format == Format::Table {
-            let t = table::object_table(ctx.store.info, std::iter::once(obj), &json!({}), include_object(&ctx.query), true);
-            return json_response(code, &t);
+        let rendered = match ctx.format {
+            Format::Table => table::object_table_for(ctx.store.info, obj, include_object(&ctx.query), true),
+            Format::Metadata { list, version } => table::metadata_object(ctx.store.info, obj, list, version),
+            _ => return encode_as(code, obj, ctx.format),
+        };
+        match rendered {
+            Ok(v) => json_response(code, &v),
+            Err(e) => error_response(&e),
         }
-        encode_as(code, obj, ctx.format)
     }
 
     fn render_list(&self, list: &registry::ObjectList, ctx: &Ctx<'_>) -> Response<Body> {
         match ctx.format {
             Format::Table => {
                 let items = list.items.iter().map(|a| a.as_ref());
-                let t = table::object_table(ctx.store.info, items, &list.metadata(), include_object(&ctx.query), true);
-                json_response(200, &t)
+                match table::object_table(ctx.store.info, items, &list.metadata(), include_object(&ctx.query), true) {
+                    Ok(t) => json_response(200, &t),
+                    Err(e) => error_response(&e),
+                }
+            }
+            Format::Metadata { list: want_list, version } => {
+                let items = list.items.iter().map(|a| a.as_ref());
+                match table::metadata_list(ctx.store.info, items, &list.metadata(), want_list, version) {
+                    Ok(v) => json_response(200, &v),
+                    Err(e) => error_response(&e),
+                }
             }
             Format::Yaml => match serde_yaml::to_string(list) {
                 Ok(s) => respond(200, "application/yaml", s),
@@ -903,6 +947,7 @@ impl App {
             }
         };
         let format = ctx.format;
+        let include = include_object(&ctx.query).to_string();
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let start = match store.watch_start(ns.as_deref(), &q, send_initial).await {
             Ok(s) => Some(s),
@@ -923,9 +968,15 @@ impl App {
                 let mut first_table = true;
                 let encode = |ty: &str, obj: &Value, first: &mut bool| -> Bytes {
                     if format == Format::Table && ty != "BOOKMARK" && ty != "ERROR" {
-                        let t = table::object_table(info, std::iter::once(obj), &json!({}), "Metadata", *first);
-                        *first = false;
-                        watch_line(ty, &t)
+                        match table::object_table_for(info, obj, &include, *first) {
+                            Ok(t) => {
+                                *first = false;
+                                watch_line(ty, &t)
+                            }
+                            Err(e) => watch_line("ERROR", &e.to_status()),
+                        }
+                    } else if let (Format::Metadata { version, .. }, false) = (format, ty == "ERROR") {
+                        watch_line(ty, &table::partial_object_metadata(obj, version))
                     } else {
                         watch_line(ty, obj)
                     }
@@ -1085,8 +1136,9 @@ fn patch_kind(ct: &str) -> Result<PatchKind, ApiError> {
     }
 }
 
-/// Apply a patch document to `cur`.
-pub fn apply_patch(cur: &Value, body: &[u8], ct: &str) -> Result<Value, ApiError> {
+/// Apply a patch document to `cur`, an object of kind `gvk` (its schema gives strategic merge
+/// patch the list strategies).
+pub fn apply_patch(cur: &Value, body: &[u8], ct: &str, gvk: crate::patch::Gvk<'_>) -> Result<Value, ApiError> {
     let mut doc = cur.clone();
     match patch_kind(ct)? {
         PatchKind::Json => {
@@ -1098,14 +1150,14 @@ pub fn apply_patch(cur: &Value, body: &[u8], ct: &str) -> Result<Value, ApiError
                 causes: vec![crate::errors::Cause { reason: "FieldValueInvalid".into(), message: e.to_string(), field: String::new() }],
             })?;
         }
-        PatchKind::Merge | PatchKind::Strategic => {
+        PatchKind::Merge => {
             let p: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("json: cannot unmarshal the patch: {e}")))?;
             if !p.is_object() {
                 return Err(ApiError::BadRequest("the patch must be a JSON object".into()));
             }
-            let p = crate::patch::strip_directives(p);
             json_patch::merge(&mut doc, &p);
         }
+        PatchKind::Strategic => doc = crate::patch::apply_strategic(&doc, body, gvk)?,
     }
     Ok(doc)
 }
@@ -1166,6 +1218,19 @@ fn delete_options(body: &[u8], ct: &str, q: &HashMap<String, String>) -> Result<
 }
 
 /// The autoscaling/v1 Scale view of a scalable object.
+/// A Scale in the form the client asked for (JSON, Table or metadata only).
+fn render_scale(code: u16, scale: &Value, ctx: &Ctx<'_>) -> Response<Body> {
+    let rendered = match ctx.format {
+        Format::Table => table::scale_table(scale, include_object(&ctx.query)),
+        Format::Metadata { list: false, version } => Ok(table::partial_object_metadata(scale, version)),
+        _ => return encode_as(code, scale, ctx.format),
+    };
+    match rendered {
+        Ok(v) => json_response(code, &v),
+        Err(e) => error_response(&e),
+    }
+}
+
 fn to_scale(obj: &Value) -> Value {
     let m = &obj["metadata"];
     let selector = match &obj["spec"]["selector"] {
@@ -1272,21 +1337,38 @@ mod tests {
             Format::Table
         );
         assert_eq!(negotiate("application/yaml").unwrap(), Format::Yaml);
-        assert_eq!(negotiate("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io, application/json").unwrap(), Format::Json);
+        assert_eq!(
+            negotiate("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io, application/json").unwrap(),
+            Format::Metadata { list: true, version: "v1" }
+        );
+        assert_eq!(
+            negotiate("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1").unwrap(),
+            Format::Metadata { list: false, version: "v1beta1" }
+        );
+        assert_eq!(negotiate("application/json;as=Other;g=meta.k8s.io;v=v1, application/json").unwrap(), Format::Json);
         assert!(negotiate("application/vnd.kubernetes.protobuf").is_err());
     }
+
+    const CM: crate::patch::Gvk<'static> = crate::patch::Gvk { group: "", version: "v1", kind: "ConfigMap" };
 
     #[test]
     fn patches() {
         let cur = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}});
-        let merged = apply_patch(&cur, br#"{"metadata":{"labels":{"x":null,"y":"2"}}}"#, "application/merge-patch+json").unwrap();
+        let merged = apply_patch(&cur, br#"{"metadata":{"labels":{"x":null,"y":"2"}}}"#, "application/merge-patch+json", CM).unwrap();
         assert_eq!(merged["metadata"]["labels"], json!({"y": "2"}));
-        let j = apply_patch(&cur, br#"[{"op":"replace","path":"/data/k","value":"w"}]"#, "application/json-patch+json").unwrap();
+        let j = apply_patch(&cur, br#"[{"op":"replace","path":"/data/k","value":"w"}]"#, "application/json-patch+json", CM).unwrap();
         assert_eq!(j["data"]["k"], "w");
-        let e = apply_patch(&cur, br#"[{"op":"test","path":"/data/k","value":"nope"}]"#, "application/json-patch+json").unwrap_err();
+        let e = apply_patch(&cur, br#"[{"op":"test","path":"/data/k","value":"nope"}]"#, "application/json-patch+json", CM).unwrap_err();
         assert_eq!(e.code(), 422);
-        assert_eq!(apply_patch(&cur, b"{", "application/merge-patch+json").unwrap_err().code(), 400);
-        assert_eq!(apply_patch(&cur, b"{}", "text/plain").unwrap_err().code(), 415);
+        assert_eq!(apply_patch(&cur, b"{", "application/merge-patch+json", CM).unwrap_err().code(), 400);
+        assert_eq!(apply_patch(&cur, b"{}", "text/plain", CM).unwrap_err().code(), 415);
+        // Strategic: finalizers merge as a set where a merge patch would replace them.
+        let cur = json!({"metadata": {"name": "a", "finalizers": ["x"]}});
+        let s = apply_patch(&cur, br#"{"metadata":{"finalizers":["y"]}}"#, "application/strategic-merge-patch+json", CM).unwrap();
+        assert_eq!(s["metadata"]["finalizers"], json!(["y", "x"]));
+        let m = apply_patch(&cur, br#"{"metadata":{"finalizers":["y"]}}"#, "application/merge-patch+json", CM).unwrap();
+        assert_eq!(m["metadata"]["finalizers"], json!(["y"]));
+        assert_eq!(apply_patch(&cur, b"[]", "application/strategic-merge-patch+json", CM).unwrap_err().code(), 400);
     }
 
     #[test]

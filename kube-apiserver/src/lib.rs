@@ -4,13 +4,16 @@
 //! resource), [`registry`] (the generic store plus per-kind strategies), [`handler`] (REST routing,
 //! negotiation, watch streaming, discovery) and [`server`] (TLS, authentication, HTTP/1.1 and 2).
 
+pub mod admission;
 pub mod allocator;
 pub mod app;
 pub mod cacher;
 pub mod config;
+pub mod defaults;
 pub mod discovery;
 pub mod errors;
 pub mod fieldmanager;
+pub mod fieldvalidation;
 pub mod handler;
 pub mod metrics;
 pub mod openapi;

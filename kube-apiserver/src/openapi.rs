@@ -171,21 +171,14 @@ static KINDS: &[KindSchema] = kinds![
 ];
 
 /// The schema name of `group/version, Kind=kind`, if it is one of [`KINDS`].
-fn schema_name(group: &str, version: &str, kind: &str) -> Option<String> {
+pub fn schema_name(group: &str, version: &str, kind: &str) -> Option<String> {
     KINDS
         .iter()
         .find(|k| k.group == group && k.version == version && k.kind == kind)
         .map(|k| (k.name)().into_owned())
 }
 
-/// The swagger 2.0 schemas by definition name (with the list/map markers), built once on first
-/// use. Server-side apply and managedFields walk objects by them.
-pub fn schema_definitions() -> &'static Map<String, Value> {
-    static DEFINITIONS: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-    DEFINITIONS.get_or_init(definitions)
-}
-
-/// The definition name (a key of [`schema_definitions`]) of `group/version, Kind=kind`.
+/// The definition name (a key of [`schemas`]) of `group/version, Kind=kind`.
 pub fn kind_schema_name(group: &str, version: &str, kind: &str) -> Option<String> {
     schema_name(group, version, kind)
 }
@@ -262,7 +255,7 @@ impl OpenApi {
     /// Generate every document from k8s-openapi's schemas and the resource table.
     pub fn build() -> OpenApi {
         let started = Instant::now();
-        let definitions = schema_definitions();
+        let definitions = schemas();
         let v3_definitions: Map<String, Value> = definitions
             .iter()
             .map(|(name, schema)| (name.clone(), v3_schema(name, schema)))
@@ -399,6 +392,14 @@ fn definitions() -> Map<String, Value> {
     add_lists(&mut defs);
     add_gvks(&mut defs);
     defs
+}
+
+/// Every schema in swagger 2.0 form (`#/definitions/` references), keyed by name, built once.
+/// The documents are rendered from these, and request bodies are checked against them for
+/// unknown fields (see [`crate::fieldvalidation`]).
+pub fn schemas() -> &'static Map<String, Value> {
+    static SCHEMAS: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(definitions)
 }
 
 /// Whether `schema` (a property, in v2 form) references `target`.
@@ -1450,6 +1451,112 @@ fn v3_document<'a>(
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Schema lookups for strategic merge patch
+
+/// A position in a kind's schema, followed through references: lets a strategic merge patch
+/// walk an object alongside its type.
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaRef {
+    schema: &'static Value,
+}
+
+/// One property of an object schema (or the value schema of a map): its patch markers and the
+/// schema of its value. Empty strings mean the marker is absent.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSchema {
+    /// `x-kubernetes-patch-strategy`: "merge", "replace", "retainKeys", "merge,retainKeys".
+    pub patch_strategy: &'static str,
+    /// `x-kubernetes-patch-merge-key`.
+    pub merge_key: &'static str,
+    /// `x-kubernetes-list-type`: "atomic", "set", "map".
+    pub list_type: &'static str,
+    /// The value's schema (for a list, the list's; see [`SchemaRef::items`]).
+    pub value: SchemaRef,
+}
+
+impl SchemaRef {
+    /// The root schema of `group/version, Kind=kind`, if the server has one.
+    pub fn for_kind(group: &str, version: &str, kind: &str) -> Option<SchemaRef> {
+        let name = schema_name(group, version, kind)?;
+        schemas()
+            .get(&name)
+            .map(|schema| SchemaRef { schema }.resolved())
+    }
+
+    /// Follow `$ref` (alone or as a single `allOf`) to the schema it names.
+    fn resolved(self) -> SchemaRef {
+        let mut schema = self.schema;
+        // References do not chain in practice; the bound only guards against a cycle.
+        for _ in 0..8 {
+            let reference = schema
+                .get("$ref")
+                .or_else(|| {
+                    schema
+                        .get("allOf")
+                        .and_then(|a| a.get(0))
+                        .and_then(|s| s.get("$ref"))
+                })
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix(V2_REF));
+            match reference.and_then(|name| schemas().get(name)) {
+                Some(next) => schema = next,
+                None => break,
+            }
+        }
+        SchemaRef { schema }
+    }
+
+    /// The field `name` of this object schema: a declared property, or any key of a map
+    /// (`additionalProperties`).
+    pub fn field(self, name: &str) -> Option<FieldSchema> {
+        let marker =
+            |prop: &'static Value, key: &str| prop.get(key).and_then(Value::as_str).unwrap_or("");
+        if let Some(prop) = self.schema.get("properties").and_then(|p| p.get(name)) {
+            return Some(FieldSchema {
+                patch_strategy: marker(prop, "x-kubernetes-patch-strategy"),
+                merge_key: marker(prop, "x-kubernetes-patch-merge-key"),
+                list_type: marker(prop, "x-kubernetes-list-type"),
+                value: SchemaRef { schema: prop }.resolved(),
+            });
+        }
+        let values = self
+            .schema
+            .get("additionalProperties")
+            .filter(|v| v.is_object())?;
+        Some(FieldSchema {
+            patch_strategy: "",
+            merge_key: "",
+            list_type: "",
+            value: SchemaRef { schema: values }.resolved(),
+        })
+    }
+
+    /// The element schema of this list schema.
+    pub fn items(self) -> Option<SchemaRef> {
+        self.schema
+            .get("items")
+            .filter(|v| v.is_object())
+            .map(|schema| SchemaRef { schema }.resolved())
+    }
+}
+
+/// The schema and patch markers of the field at `path` in `group/version, Kind=kind`; list
+/// elements are stepped through implicitly (`["spec", "containers", "env"]`).
+pub fn field_schema(group: &str, version: &str, kind: &str, path: &[&str]) -> Option<FieldSchema> {
+    let mut at = SchemaRef::for_kind(group, version, kind)?;
+    let mut found = None;
+    for segment in path {
+        if let Some(items) = at.items() {
+            at = items;
+        }
+        let field = at.field(segment)?;
+        at = field.value;
+        found = Some(field);
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2344,5 +2451,58 @@ mod kubectl_tests {
             "{requests:?}"
         );
         task.abort();
+    }
+}
+
+#[cfg(test)]
+mod patch_lookup_tests {
+    use super::*;
+
+    #[test]
+    fn merge_keys_and_strategies_of_nested_fields() {
+        let f = field_schema(
+            "apps",
+            "v1",
+            "Deployment",
+            &["spec", "template", "spec", "containers"],
+        )
+        .expect("containers");
+        assert_eq!(
+            (f.patch_strategy, f.merge_key, f.list_type),
+            ("merge", "name", "map")
+        );
+        let f = field_schema(
+            "apps",
+            "v1",
+            "Deployment",
+            &["spec", "template", "spec", "containers", "ports"],
+        )
+        .expect("ports");
+        assert_eq!((f.patch_strategy, f.merge_key), ("merge", "containerPort"));
+        let f = field_schema("", "v1", "Pod", &["spec", "containers", "volumeMounts"])
+            .expect("volumeMounts");
+        assert_eq!(f.merge_key, "mountPath");
+        let f = field_schema("", "v1", "Pod", &["spec", "volumes"]).expect("volumes");
+        assert_eq!(
+            (f.patch_strategy, f.merge_key),
+            ("merge,retainKeys", "name")
+        );
+        let f = field_schema("apps", "v1", "Deployment", &["spec", "strategy"]).expect("strategy");
+        assert_eq!(f.patch_strategy, "retainKeys");
+        assert!(f.value.field("rollingUpdate").is_some());
+        let f =
+            field_schema("", "v1", "ConfigMap", &["metadata", "finalizers"]).expect("finalizers");
+        assert_eq!((f.patch_strategy, f.merge_key), ("merge", ""));
+        // Lists without a strategy, and map values.
+        let f = field_schema("", "v1", "Pod", &["spec", "containers", "args"]).expect("args");
+        assert_eq!(f.patch_strategy, "");
+        assert!(f.value.items().is_some());
+        assert!(field_schema("", "v1", "Pod", &["metadata", "labels", "app"]).is_some());
+        assert!(field_schema("", "v1", "Pod", &["spec", "nope"]).is_none());
+        assert!(
+            SchemaRef::for_kind("autoscaling", "v1", "Scale")
+                .is_some_and(|s| s.field("spec").is_some())
+        );
+        assert!(SchemaRef::for_kind("example.com", "v1", "Nope").is_none());
     }
 }

@@ -1,6 +1,12 @@
 //! Name and metadata validation with upstream's messages (apimachinery's `validation` package).
 //! kubectl users read these messages, so they are kept word for word.
 
+pub mod core_kinds;
+pub mod go;
+pub mod pod;
+pub mod quantity;
+pub mod workloads;
+
 use serde_json::Value;
 
 use crate::errors::Cause;

@@ -560,7 +560,7 @@ mod tests {
 
     fn res(kind: &str, group: &str, reset: Reset) -> Resource<'static> {
         let name = crate::openapi::kind_schema_name(group, "v1", kind).unwrap();
-        let schema = Schema::definition(crate::openapi::schema_definitions(), &name).unwrap();
+        let schema = Schema::definition(crate::openapi::schemas(), &name).unwrap();
         let api_version = if group.is_empty() { "v1" } else { "apps/v1" };
         let definition = name.strip_prefix("io.k8s.").map(String::from);
         Resource { schema, definition, api_version, reset }

@@ -38,7 +38,7 @@ pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
 /// walked without a schema.
 fn kind_schema(info: &ResourceInfo) -> (Schema<'static>, Option<String>) {
     let name = crate::openapi::kind_schema_name(info.group, info.version, info.kind);
-    match name.as_deref().and_then(|n| Schema::definition(crate::openapi::schema_definitions(), n)) {
+    match name.as_deref().and_then(|n| Schema::definition(crate::openapi::schemas(), n)) {
         Some(schema) => (schema, name.map(|n| n.strip_prefix("io.k8s.").map(String::from).unwrap_or(n))),
         None => (Schema::Deduced, None),
     }

@@ -231,7 +231,7 @@ mod tests {
     use serde_json::json;
 
     fn defs() -> &'static Map<String, Value> {
-        crate::openapi::schema_definitions()
+        crate::openapi::schemas()
     }
 
     fn kind(group: &str, version: &str, kind: &str) -> Schema<'static> {

@@ -340,7 +340,7 @@ mod tests {
 
     fn deploy() -> Schema<'static> {
         let name = crate::openapi::kind_schema_name("apps", "v1", "Deployment").unwrap();
-        Schema::definition(crate::openapi::schema_definitions(), &name).unwrap()
+        Schema::definition(crate::openapi::schemas(), &name).unwrap()
     }
 
     fn set(paths: &[&str]) -> FieldSet {

@@ -40,6 +40,11 @@ pub fn name(obj: &Value) -> &str {
     obj["metadata"]["name"].as_str().unwrap_or("")
 }
 
+/// `metadata.generateName`, or "".
+pub fn generate_name_prefix(obj: &Value) -> &str {
+    obj["metadata"]["generateName"].as_str().unwrap_or("")
+}
+
 pub fn namespace(obj: &Value) -> &str {
     obj["metadata"]["namespace"].as_str().unwrap_or("")
 }

@@ -22,10 +22,37 @@ use strategy::Strategy;
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     pub dry_run: bool,
+    /// `fieldValidation` of the request (`Ignore` for the server's own writes).
+    pub field_validation: crate::fieldvalidation::Mode,
+    /// Warnings for the client, sent back as `Warning` headers.
+    pub warnings: Warnings,
     /// Who writes, for `metadata.managedFields`; `None` leaves them as they are.
     pub field_manager: Option<String>,
     /// The subresource a main-resource write comes through (`scale`), recorded with the manager.
     pub subresource: String,
+}
+
+/// Warnings gathered while serving one request (shared by the clones of its options).
+#[derive(Debug, Clone, Default)]
+pub struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Warnings {
+    /// Add warnings, skipping ones already recorded.
+    pub fn extend(&self, ws: impl IntoIterator<Item = String>) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for w in ws {
+            if !list.contains(&w) {
+                list.push(w);
+            }
+        }
+    }
+    /// Replace the recorded warnings (a retried write recomputes them).
+    pub fn set(&self, ws: Vec<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = ws;
+    }
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// `DeleteOptions`, from the body or the query.
@@ -168,7 +195,11 @@ impl Store {
         let root = format!("{}/{}/", prefix.trim_end_matches('/'), crate::resources::storage_resource_path(info));
         let events_v1 = info.group == "events.k8s.io" && info.plural == "events";
         let decoder = if events_v1 { decode_events_v1 } else { decode };
-        let cacher = Cacher::start(storage.clone(), root.clone(), watch_cache_size, decoder);
+        let cacher = if info.is_virtual() {
+            Cacher::idle(storage.clone(), root.clone(), watch_cache_size, decoder)
+        } else {
+            Cacher::start(storage.clone(), root.clone(), watch_cache_size, decoder)
+        };
         let has_status = info.subresources.iter().any(|s| s.name == "status");
         Store { info, strategy, storage, root, cacher, has_status, events_v1 }
     }
@@ -243,10 +274,21 @@ impl Store {
         }
         map.insert("apiVersion".into(), Value::String(gv));
         map.insert("kind".into(), Value::String(self.info.kind.into()));
+        if let Some(schema) = crate::fieldvalidation::root_schema(self.info.group, self.info.version, self.info.kind) {
+            if crate::fieldvalidation::has_malformed_quantity(schema, &obj) {
+                return Err(ApiError::BadRequest(format!(
+                    "{kind} in version \"{}\" cannot be handled as a {kind}: {}",
+                    self.info.version,
+                    crate::validation::quantity::FORMAT_ERROR,
+                    kind = self.info.kind
+                )));
+            }
+        }
         let mut v = (self.info.normalize)(obj).map_err(|e| {
             ApiError::BadRequest(format!("unable to decode {} object: {e}", self.info.kind))
         })?;
         meta::meta_mut(&mut v);
+        crate::defaults::apply(self.info.group, self.info.kind, &mut v);
         Ok(v)
     }
 
@@ -299,22 +341,38 @@ impl Store {
                 o.remove("status");
             }
         }
+        // Names are generated before the strategy runs, so it can use them (Job labels).
+        let generate = meta::name(&obj).is_empty() && !meta::generate_name_prefix(&obj).is_empty();
+        let prefix = meta::generate_name_prefix(&obj).to_string();
+        if generate {
+            meta::meta_mut(&mut obj).insert("name".into(), Value::String(meta::generate_name(&prefix)));
+        }
+        self.strategy.admit(&mut obj).await?;
         self.strategy.prepare_for_create(&mut obj);
+        // Upstream defaults what it reads back from storage too, which covers what
+        // `prepare_for_create` added (e.g. a Job's labels from its generated template labels).
+        crate::defaults::apply(self.info.group, self.info.kind, &mut obj);
         meta::prune_meta(&mut obj);
         crate::fieldmanager::track_write(self.info, Part::Main, None, &mut obj, opts);
         self.validate_new(&obj)?;
         self.strategy.before_create(&mut obj, opts.dry_run).await?;
-        let generate = meta::name(&obj).is_empty();
-        let prefix = obj["metadata"]["generateName"].as_str().unwrap_or("").to_string();
-        for _ in 0..8 {
-            if generate {
+        for attempt in 0..8 {
+            if generate && attempt > 0 {
                 meta::meta_mut(&mut obj).insert("name".into(), Value::String(meta::generate_name(&prefix)));
-            }
-            if opts.dry_run {
-                return Ok(obj);
+                self.strategy.prepare_for_create(&mut obj);
+                crate::defaults::apply(self.info.group, self.info.kind, &mut obj);
             }
             let name = meta::name(&obj).to_string();
             let key = self.key(Some(meta::namespace(&obj)), &name);
+            if opts.dry_run {
+                // A dry run still reports a name that is taken.
+                match self.storage.get(&key).await {
+                    Ok(None) => return Ok(obj),
+                    Ok(Some(_)) if generate => continue,
+                    Ok(Some(_)) => return Err(ApiError::already_exists(self.info.group, self.info.plural, &name)),
+                    Err(e) => return Err(self.storage_err(e, &name)),
+                }
+            }
             match self.storage.create(&key, self.encode(&obj)).await {
                 Ok(rev) => {
                     set_resource_version(&mut obj, rev);
@@ -529,7 +587,9 @@ impl Store {
             if precondition.is_some_and(|p| p != kv.mod_revision) {
                 return Err(ApiError::conflict(self.info.group, self.info.plural, name));
             }
-            let old = self.decode_kv(&kv)?;
+            let mut old = self.decode_kv(&kv)?;
+            // As upstream, what is read back is defaulted (objects stored by older versions).
+            crate::defaults::apply(self.info.group, self.info.kind, &mut old);
             let desired = mutate(&old)?;
             let mut new = self.decode_body(desired)?;
             self.set_namespace(&mut new, ns)?;
@@ -643,7 +703,10 @@ impl Store {
         }
         meta::prune_meta(new);
         let mut causes = validation::object_meta(new, self.strategy.name_rule(), self.info.namespaced);
-        causes.extend(self.strategy.validate_update(new, old));
+        // Status, finalize and internal whole-object writes (bindings) are not spec updates.
+        if part == Part::Main {
+            causes.extend(self.strategy.validate_update(new, old));
+        }
         if causes.is_empty() { Ok(()) } else { Err(self.invalid(meta::name(new), causes)) }
     }
 

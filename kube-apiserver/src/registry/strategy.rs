@@ -8,9 +8,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use crate::admission::Lookup;
 use crate::allocator::ServiceAllocator;
 use crate::errors::{ApiError, Cause};
-use crate::validation::NameRule;
+use crate::validation::{NameRule, core_kinds, pod, workloads};
 
 #[async_trait]
 pub trait Strategy: Send + Sync {
@@ -31,11 +32,15 @@ pub trait Strategy: Send + Sync {
     }
     /// Kind-specific resets and defaults on create.
     fn prepare_for_create(&self, _obj: &mut Value) {}
+    /// Mutating admission of a new object, before `prepare_for_create` and validation.
+    async fn admit(&self, _obj: &mut Value) -> Result<(), ApiError> {
+        Ok(())
+    }
     /// Kind-specific validation of a new object.
     fn validate(&self, _obj: &Value) -> Vec<Cause> {
         Vec::new()
     }
-    /// Kind-specific validation of an update.
+    /// Kind-specific validation of an update of the object itself (not of its status).
     fn validate_update(&self, new: &Value, _old: &Value) -> Vec<Cause> {
         self.validate(new)
     }
@@ -61,16 +66,25 @@ pub trait Strategy: Send + Sync {
     }
 }
 
-/// The strategy for kinds with nothing special.
+/// A kind's validation rules (see [`crate::validation`]).
+#[derive(Clone, Copy)]
+pub struct Checks {
+    pub create: fn(&Value) -> Vec<Cause>,
+    /// `None`: updates are validated like creates.
+    pub update: Option<fn(&Value, &Value) -> Vec<Cause>>,
+}
+
+/// The strategy for kinds with nothing special beyond their validation.
 pub struct Generic {
     pub generation: bool,
     pub create_on_update: bool,
     pub name_rule: NameRule,
+    pub checks: Option<Checks>,
 }
 
 impl Default for Generic {
     fn default() -> Self {
-        Generic { generation: false, create_on_update: false, name_rule: NameRule::Dns1123Subdomain }
+        Generic { generation: false, create_on_update: false, name_rule: NameRule::Dns1123Subdomain, checks: None }
     }
 }
 
@@ -85,10 +99,68 @@ impl Strategy for Generic {
     fn allow_create_on_update(&self) -> bool {
         self.create_on_update
     }
+    fn validate(&self, obj: &Value) -> Vec<Cause> {
+        self.checks.map(|c| (c.create)(obj)).unwrap_or_default()
+    }
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        match self.checks {
+            Some(Checks { update: Some(u), .. }) => u(new, old),
+            Some(c) => (c.create)(new),
+            None => Vec::new(),
+        }
+    }
 }
 
-/// Pods: Pending on create, graceful deletion once bound to a node.
-pub struct Pods;
+/// Jobs: a generated selector and template labels unless `manualSelector` (upstream's
+/// `generateSelector`).
+pub struct Jobs;
+
+#[async_trait]
+impl Strategy for Jobs {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if obj["spec"]["manualSelector"].as_bool() == Some(true) {
+            return;
+        }
+        let name = crate::registry::meta::name(obj).to_string();
+        let uid = crate::registry::meta::uid(obj).to_string();
+        let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
+        let template = spec.entry("template").or_insert_with(|| json!({}));
+        if !template["metadata"]["labels"].is_object() {
+            template["metadata"]["labels"] = json!({});
+        }
+        if let Some(labels) = template["metadata"]["labels"].as_object_mut() {
+            for (k, v) in [
+                ("batch.kubernetes.io/controller-uid", &uid),
+                ("batch.kubernetes.io/job-name", &name),
+                ("controller-uid", &uid),
+                ("job-name", &name),
+            ] {
+                labels.entry(k).or_insert_with(|| json!(v));
+            }
+        }
+        let selector = spec.entry("selector").or_insert_with(|| json!({}));
+        if !selector["matchLabels"].is_object() {
+            selector["matchLabels"] = json!({});
+        }
+        if let Some(ml) = selector["matchLabels"].as_object_mut() {
+            ml.entry("batch.kubernetes.io/controller-uid").or_insert_with(|| json!(uid));
+        }
+    }
+    fn validate(&self, obj: &Value) -> Vec<Cause> {
+        workloads::job(obj)
+    }
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        workloads::job_update(new, old)
+    }
+}
+
+/// Pods: Pending on create, admission, graceful deletion once bound to a node.
+pub struct Pods {
+    pub lookup: Lookup,
+}
 
 /// Upstream's QoS class: Guaranteed, Burstable or BestEffort.
 pub fn pod_qos_class(pod: &Value) -> &'static str {
@@ -128,22 +200,15 @@ impl Strategy for Pods {
         let qos = pod_qos_class(obj);
         obj["status"] = json!({"phase": "Pending", "qosClass": qos});
     }
+    async fn admit(&self, obj: &mut Value) -> Result<(), ApiError> {
+        let ns = crate::registry::meta::namespace(obj).to_string();
+        crate::admission::admit_pod(obj, &ns, &self.lookup).await
+    }
     fn validate(&self, obj: &Value) -> Vec<Cause> {
-        let mut causes = Vec::new();
-        match obj["spec"]["containers"].as_array() {
-            Some(cs) if !cs.is_empty() => {
-                for (i, c) in cs.iter().enumerate() {
-                    if c["name"].as_str().unwrap_or("").is_empty() {
-                        causes.push(Cause::required(&format!("spec.containers[{i}].name"), ""));
-                    }
-                    if c["image"].as_str().unwrap_or("").is_empty() {
-                        causes.push(Cause::required(&format!("spec.containers[{i}].image"), ""));
-                    }
-                }
-            }
-            _ => causes.push(Cause::required("spec.containers", "")),
-        }
-        causes
+        pod::validate_pod(obj)
+    }
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        pod::validate_pod_update(new, old)
     }
     fn graceful_period(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
         let phase = obj["status"]["phase"].as_str().unwrap_or("");
@@ -200,31 +265,7 @@ impl Strategy for Services {
         NameRule::Dns1035Label
     }
     fn validate(&self, obj: &Value) -> Vec<Cause> {
-        let mut causes = Vec::new();
-        let spec = &obj["spec"];
-        let ty = spec["type"].as_str().unwrap_or("ClusterIP");
-        const TYPES: [&str; 4] = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
-        if !TYPES.contains(&ty) {
-            causes.push(Cause::not_supported("spec.type", ty, &TYPES));
-        }
-        let ports = spec["ports"].as_array().cloned().unwrap_or_default();
-        if ports.is_empty() && ty != "ExternalName" && spec["clusterIP"].as_str() != Some("None") {
-            causes.push(Cause::required("spec.ports", ""));
-        }
-        for (i, p) in ports.iter().enumerate() {
-            let port = p["port"].as_i64().unwrap_or(0);
-            if !(1..=65535).contains(&port) {
-                causes.push(Cause::invalid(
-                    &format!("spec.ports[{i}].port"),
-                    &port.to_string(),
-                    "must be between 1 and 65535, inclusive",
-                ));
-            }
-            if ports.len() > 1 && p["name"].as_str().unwrap_or("").is_empty() {
-                causes.push(Cause::required(&format!("spec.ports[{i}].name"), ""));
-            }
-        }
-        causes
+        core_kinds::service(obj)
     }
     async fn before_create(&self, obj: &mut Value, dry_run: bool) -> Result<(), ApiError> {
         self.allocator.allocate_for(obj, None, dry_run)
@@ -240,10 +281,34 @@ impl Strategy for Services {
     }
 }
 
+fn checks(create: fn(&Value) -> Vec<Cause>, update: Option<fn(&Value, &Value) -> Vec<Cause>>) -> Option<Checks> {
+    Some(Checks { create, update })
+}
+
+fn workload(c: Option<Checks>) -> Arc<dyn Strategy> {
+    Arc::new(Generic { generation: true, checks: c, ..Generic::default() })
+}
+
+fn template_checks(obj: &Value) -> Vec<Cause> {
+    pod::pod_template(&obj["template"], "template")
+}
+
 /// The strategy for a resource.
-pub fn for_resource(group: &str, plural: &str, allocator: &Arc<ServiceAllocator>) -> Arc<dyn Strategy> {
+pub fn for_resource(group: &str, plural: &str, allocator: &Arc<ServiceAllocator>, lookup: &Lookup) -> Arc<dyn Strategy> {
+    let validated = |c: Option<Checks>| -> Arc<dyn Strategy> { Arc::new(Generic { checks: c, ..Generic::default() }) };
     match (group, plural) {
-        ("", "pods") => Arc::new(Pods),
+        ("", "pods") => Arc::new(Pods { lookup: lookup.clone() }),
+        ("", "configmaps") => validated(checks(core_kinds::config_map, Some(core_kinds::config_map_update))),
+        ("", "secrets") => validated(checks(core_kinds::secret, Some(core_kinds::secret_update))),
+        ("", "persistentvolumeclaims") => validated(checks(core_kinds::pvc, Some(core_kinds::pvc_update))),
+        ("", "podtemplates") => validated(checks(template_checks, None)),
+        ("", "replicationcontrollers") => workload(checks(workloads::replication_controller, None)),
+        ("apps", "deployments") => workload(checks(workloads::deployment, Some(workloads::deployment_update))),
+        ("apps", "replicasets") => workload(checks(workloads::replica_set, Some(workloads::replica_set_update))),
+        ("apps", "statefulsets") => workload(checks(workloads::stateful_set, Some(workloads::stateful_set_update))),
+        ("apps", "daemonsets") => workload(checks(workloads::daemon_set, Some(workloads::daemon_set_update))),
+        ("batch", "jobs") => Arc::new(Jobs),
+        ("batch", "cronjobs") => workload(checks(workloads::cron_job, None)),
         ("", "namespaces") => Arc::new(Namespaces),
         ("", "nodes") => Arc::new(Nodes),
         ("", "services") => Arc::new(Services { allocator: allocator.clone() }),
@@ -255,8 +320,7 @@ pub fn for_resource(group: &str, plural: &str, allocator: &Arc<ServiceAllocator>
             "apps" | "batch" | "autoscaling" | "policy" | "networking.k8s.io" | "apiextensions.k8s.io"
             | "flowcontrol.apiserver.k8s.io" | "admissionregistration.k8s.io",
             _,
-        )
-        | ("", "replicationcontrollers") => Arc::new(Generic { generation: true, ..Generic::default() }),
+        ) => Arc::new(Generic { generation: true, ..Generic::default() }),
         _ => Arc::new(Generic::default()),
     }
 }
@@ -276,7 +340,10 @@ mod tests {
 
     #[test]
     fn pod_grace() {
-        let p = Pods;
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn crate::storage::Storage> =
+            Arc::new(crate::storage::embedded::EmbeddedStorage::open(dir.path()).unwrap());
+        let p = Pods { lookup: Lookup::new(storage, "/registry") };
         let unbound = json!({"spec": {}, "status": {"phase": "Pending"}});
         assert_eq!(p.graceful_period(&unbound, None), None);
         let bound = json!({"spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 10}, "status": {"phase": "Running"}});

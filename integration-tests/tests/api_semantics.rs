@@ -1,0 +1,426 @@
+//! Object semantics of the REST API as upstream defines them: metadata, generation, finalizers,
+//! graceful deletion, dry run, namespace lifecycle, Service allocation, subresources (binding,
+//! eviction, finalize, status, scale), field selectors, compaction and the watch window.
+
+use std::time::Duration;
+
+use integration_tests::{ApiServer, ApiServerOptions, within};
+use serde_json::{Value, json};
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn new(s: &ApiServer) -> Self {
+        Api { http: s.http(), base: s.url() }
+    }
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<(&str, Value)>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some((ct, b)) = body {
+            req = req.header("Content-Type", ct).body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let code = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(("application/json", body))).await
+    }
+    async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(("application/json", body))).await
+    }
+    async fn merge(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PATCH, path, Some(("application/merge-patch+json", body))).await
+    }
+    async fn delete(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, body.map(|b| ("application/json", b))).await
+    }
+}
+
+fn deployment(name: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+    })
+}
+
+fn pod(name: &str, node: Option<&str>) -> Value {
+    let mut p = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}], "terminationGracePeriodSeconds": 20},
+    });
+    if let Some(n) = node {
+        p["spec"]["nodeName"] = json!(n);
+    }
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_generation_finalizers_and_dry_run() {
+    let s = ApiServer::start_default().await;
+    let api = Api::new(&s);
+    let deps = "/apis/apps/v1/namespaces/default/deployments";
+
+    let (code, d) = api.post(deps, deployment("web")).await;
+    assert_eq!(code, 201, "{d}");
+    assert_eq!(d["metadata"]["generation"], 1);
+    assert!(d["metadata"]["uid"].as_str().is_some_and(|u| u.len() == 36));
+    assert!(d["metadata"]["creationTimestamp"].is_string());
+    assert!(d.get("status").is_none() || d["status"] == json!({}), "status is reset on create: {d}");
+
+    // Labels are metadata: no generation bump. Spec changes bump it.
+    let (_, d) = api.merge(&format!("{deps}/web"), json!({"metadata": {"labels": {"x": "y"}}})).await;
+    assert_eq!(d["metadata"]["generation"], 1);
+    let (_, d) = api.merge(&format!("{deps}/web"), json!({"spec": {"replicas": 3}})).await;
+    assert_eq!(d["metadata"]["generation"], 2);
+    // Status writes go through the status subresource only, and do not bump generation.
+    let (_, d) = api.merge(&format!("{deps}/web"), json!({"status": {"replicas": 9}})).await;
+    assert!(d["status"]["replicas"].is_null(), "main resource ignores status: {d}");
+    let (code, d) = api.merge(&format!("{deps}/web/status"), json!({"status": {"replicas": 2}, "spec": {"replicas": 7}})).await;
+    assert_eq!(code, 200, "{d}");
+    assert_eq!(d["status"]["replicas"], 2);
+    assert_eq!(d["spec"]["replicas"], 3, "status subresource ignores spec");
+    assert_eq!(d["metadata"]["generation"], 2);
+
+    // generateName.
+    let (code, g) = api
+        .post("/api/v1/namespaces/default/configmaps", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "gen-"}}))
+        .await;
+    assert_eq!(code, 201);
+    assert!(g["metadata"]["name"].as_str().unwrap().starts_with("gen-"));
+
+    // dryRun=All persists nothing.
+    let (code, _) = api.post(&format!("{deps}?dryRun=All"), deployment("dry")).await;
+    assert_eq!(code, 201);
+    assert_eq!(api.get(&format!("{deps}/dry")).await.0, 404);
+    let (code, _) = api.delete(&format!("{deps}/web"), Some(json!({"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"]}))).await;
+    assert_eq!(code, 200);
+    assert_eq!(api.get(&format!("{deps}/web")).await.0, 200);
+
+    // Finalizers keep an object until they are removed; deletionTimestamp marks it.
+    let cms = "/api/v1/namespaces/default/configmaps";
+    api.post(cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fin", "finalizers": ["example.com/hold"]}})).await;
+    let (code, obj) = api.delete(&format!("{cms}/fin"), None).await;
+    assert_eq!(code, 202, "{obj}");
+    let (_, obj) = api.get(&format!("{cms}/fin")).await;
+    assert!(obj["metadata"]["deletionTimestamp"].is_string(), "{obj}");
+    // New finalizers cannot be added once deleting.
+    let (code, _) = api.merge(&format!("{cms}/fin"), json!({"metadata": {"finalizers": ["example.com/hold", "other.io/x"]}})).await;
+    assert_eq!(code, 422);
+    let (code, _) = api.merge(&format!("{cms}/fin"), json!({"metadata": {"finalizers": null}})).await;
+    assert_eq!(code, 200);
+    assert_eq!(api.get(&format!("{cms}/fin")).await.0, 404, "gone once the last finalizer is removed");
+
+    // propagationPolicy is stored as upstream: Foreground adds foregroundDeletion, Orphan adds orphan.
+    api.post(deps, deployment("fg")).await;
+    let (code, d) = api.delete(&format!("{deps}/fg"), Some(json!({"propagationPolicy": "Foreground"}))).await;
+    assert_eq!(code, 202);
+    assert_eq!(d["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    api.post(deps, deployment("or")).await;
+    let (_, d) = api.delete(&format!("{deps}/or?propagationPolicy=Orphan"), None).await;
+    assert_eq!(d["metadata"]["finalizers"], json!(["orphan"]));
+
+    // deletecollection honours the label selector.
+    for (name, team) in [("dc1", "a"), ("dc2", "a"), ("dc3", "b")] {
+        api.post(cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"team": team}}})).await;
+    }
+    let (code, gone) = api.delete(&format!("{cms}?labelSelector=team%3Da"), None).await;
+    assert_eq!(code, 200, "{gone}");
+    assert_eq!(gone["items"].as_array().map(Vec::len), Some(2));
+    let (_, left) = api.get(&format!("{cms}?labelSelector=team")).await;
+    let names: Vec<&str> = left["items"].as_array().unwrap().iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["dc3"]);
+
+    // Preconditions.
+    api.post(deps, deployment("pre")).await;
+    let (code, st) = api.delete(&format!("{deps}/pre"), Some(json!({"preconditions": {"uid": "not-the-uid"}}))).await;
+    assert_eq!(code, 409, "{st}");
+    assert!(st["message"].as_str().unwrap().contains("Precondition failed: UID in precondition"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_binding_graceful_deletion_eviction_and_field_selectors() {
+    let s = ApiServer::start_default().await;
+    let api = Api::new(&s);
+    let pods = "/api/v1/namespaces/default/pods";
+
+    let (code, p) = api.post(pods, pod("a", None)).await;
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(p["status"]["phase"], "Pending");
+    // Bind it.
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "a"}, "target": {"kind": "Node", "name": "n1"}});
+    let (code, st) = api.post(&format!("{pods}/a/binding"), binding.clone()).await;
+    assert_eq!(code, 201, "{st}");
+    let (_, p) = api.get(&format!("{pods}/a")).await;
+    assert_eq!(p["spec"]["nodeName"], "n1");
+    assert_eq!(p["status"]["conditions"][0]["type"], "PodScheduled");
+    let (code, st) = api.post(&format!("{pods}/a/binding"), binding).await;
+    assert_eq!(code, 409);
+    assert!(st["message"].as_str().unwrap().contains("is already assigned to node \"n1\""), "{st}");
+
+    // Field selectors on pods.
+    api.post(pods, pod("b", Some("n2"))).await;
+    let (_, list) = api.get(&format!("{pods}?fieldSelector=spec.nodeName%3Dn1")).await;
+    let names: Vec<&str> = list["items"].as_array().unwrap().iter().map(|p| p["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["a"]);
+    let (code, st) = api.get(&format!("{pods}?fieldSelector=spec.bogus%3Dx")).await;
+    assert_eq!(code, 400);
+    assert!(st["message"].as_str().unwrap().contains("field label not supported: spec.bogus"), "{st}");
+
+    // A bound, running pod is deleted gracefully: it stays with a deletionTimestamp until a
+    // grace-0 delete (the kubelet's) removes it.
+    api.merge(&format!("{pods}/a/status"), json!({"status": {"phase": "Running"}})).await;
+    let (code, p) = api.delete(&format!("{pods}/a"), None).await;
+    assert_eq!(code, 202, "{p}");
+    assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 20);
+    assert_eq!(api.get(&format!("{pods}/a")).await.0, 200);
+    let (code, _) = api.delete(&format!("{pods}/a"), Some(json!({"gracePeriodSeconds": 0}))).await;
+    assert_eq!(code, 200);
+    assert_eq!(api.get(&format!("{pods}/a")).await.0, 404);
+    // An unbound pod goes at once.
+    api.post(pods, pod("c", None)).await;
+    assert_eq!(api.delete(&format!("{pods}/c"), None).await.0, 200);
+
+    // Eviction respects PodDisruptionBudgets.
+    api.merge(&format!("{pods}/b/status"), json!({"status": {"phase": "Running"}})).await;
+    let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "pdb"},
+                     "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}});
+    let pdbs = "/apis/policy/v1/namespaces/default/poddisruptionbudgets";
+    assert_eq!(api.post(pdbs, pdb).await.0, 201);
+    let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "b"}});
+    let (code, st) = api.post(&format!("{pods}/b/eviction"), eviction.clone()).await;
+    assert_eq!(code, 429, "{st}");
+    assert!(st["message"].as_str().unwrap().starts_with("Cannot evict pod as it would violate the pod's disruption budget"));
+    let (code, _) = api.merge(&format!("{pdbs}/pdb/status"), json!({"status": {"disruptionsAllowed": 1, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}})).await;
+    assert_eq!(code, 200);
+    // The PDB status reaches the watch cache asynchronously.
+    within(10, "eviction allowed", async {
+        loop {
+            let (code, _) = api.post(&format!("{pods}/b/eviction"), eviction.clone()).await;
+            if code == 201 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let (_, pdb) = api.get(&format!("{pdbs}/pdb")).await;
+    assert_eq!(pdb["status"]["disruptionsAllowed"], 0);
+    assert!(pdb["status"]["disruptedPods"]["b"].is_string());
+    let (_, p) = api.get(&format!("{pods}/b")).await;
+    assert!(p["metadata"]["deletionTimestamp"].is_string(), "evicted pod is being deleted: {p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_lifecycle_and_finalize() {
+    let s = ApiServer::start_default().await;
+    let api = Api::new(&s);
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let (code, obj) = api.get(&format!("/api/v1/namespaces/{ns}")).await;
+        assert_eq!(code, 200);
+        assert_eq!(obj["status"]["phase"], "Active");
+    }
+    let (code, _) = api.delete("/api/v1/namespaces/kube-system", None).await;
+    assert_eq!(code, 403);
+
+    api.post("/api/v1/namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}})).await;
+    let (code, ns) = api.delete("/api/v1/namespaces/doomed", None).await;
+    assert_eq!(code, 202, "{ns}");
+    assert_eq!(ns["status"]["phase"], "Terminating");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}});
+    let (code, st) = within(10, "terminating namespace refuses content", async {
+        loop {
+            let r = api.post("/api/v1/namespaces/doomed/configmaps", cm.clone()).await;
+            if r.0 != 201 {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(code, 403, "{st}");
+    assert_eq!(st["message"], "unable to create new content in namespace doomed because it is being terminated");
+    // The namespace controller's last step: clear spec.finalizers through namespaces/finalize.
+    let (_, mut ns) = api.get("/api/v1/namespaces/doomed").await;
+    ns["spec"]["finalizers"] = json!([]);
+    let (code, _) = api.put("/api/v1/namespaces/doomed/finalize", ns).await;
+    assert_eq!(code, 200);
+    assert_eq!(api.get("/api/v1/namespaces/doomed").await.0, 404);
+    let (code, st) = api.post("/api/v1/namespaces/nope/configmaps", cm).await;
+    assert_eq!(code, 404);
+    assert_eq!(st["message"], "namespaces \"nope\" not found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_get_unique_ips_and_ports_that_survive_restarts() {
+    let mut s = ApiServer::start(ApiServerOptions::from_env().arg("--service-node-port-range=30000-30010")).await;
+    let api = Api::new(&s);
+    let (_, k) = api.get("/api/v1/namespaces/default/services/kubernetes").await;
+    assert_eq!(k["spec"]["clusterIP"], "10.0.0.1");
+    assert_eq!(k["spec"]["ports"][0]["port"], 443);
+    let (_, ep) = api.get("/api/v1/namespaces/default/endpoints/kubernetes").await;
+    assert_eq!(ep["subsets"][0]["ports"][0]["port"], s.port());
+
+    let svcs = "/api/v1/namespaces/default/services";
+    let svc = |name: &str, ty: &str| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": {"type": ty, "selector": {"app": name}, "ports": [{"port": 80}]}})
+    };
+    let mut ips = std::collections::HashSet::new();
+    let mut ports = std::collections::HashSet::new();
+    for i in 0..5 {
+        let (code, o) = api.post(svcs, svc(&format!("s{i}"), "NodePort")).await;
+        assert_eq!(code, 201, "{o}");
+        assert!(ips.insert(o["spec"]["clusterIP"].as_str().unwrap().to_string()));
+        let np = o["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+        assert!((30000..=30010).contains(&np));
+        assert!(ports.insert(np));
+    }
+    assert!(!ips.contains("10.0.0.1"));
+    let taken_ip = ips.iter().next().unwrap().clone();
+    let taken_port = *ports.iter().next().unwrap();
+
+    s.restart().await;
+    let api = Api::new(&s);
+    let mut dup = svc("dup", "ClusterIP");
+    dup["spec"]["clusterIP"] = json!(taken_ip);
+    let (code, st) = api.post(svcs, dup).await;
+    assert_eq!(code, 422, "{st}");
+    assert!(st["message"].as_str().unwrap().contains("provided IP is already allocated"), "{st}");
+    let mut dup = svc("dup2", "NodePort");
+    dup["spec"]["ports"][0]["nodePort"] = json!(taken_port);
+    let (code, st) = api.post(svcs, dup).await;
+    assert_eq!(code, 422, "{st}");
+    assert!(st["message"].as_str().unwrap().contains("provided port is already allocated"), "{st}");
+    // Deleting a Service frees its address.
+    api.delete(&format!("{svcs}/s0"), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_continue_tokens_and_watch_window_give_410() {
+    let s = ApiServer::start(ApiServerOptions::from_env().arg("--etcd-compaction-interval=1s").arg("--default-watch-cache-size=100")).await;
+    let api = Api::new(&s);
+    let cms = "/api/v1/namespaces/default/configmaps";
+    for i in 0..5 {
+        api.post(cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}")}})).await;
+    }
+    let (_, page) = api.get(&format!("{cms}?limit=2")).await;
+    let token = page["metadata"]["continue"].as_str().unwrap().to_string();
+    let first_rv = page["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    assert_eq!(page["metadata"]["remainingItemCount"], 3);
+    // Enough writes that the watch window (100 events) no longer reaches back to first_rv,
+    // and enough time for two compactions.
+    for i in 0..150 {
+        api.post(cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("w{i}")}})).await;
+    }
+    let (code, st) = within(20, "continue token expires", async {
+        loop {
+            let r = api.get(&format!("{cms}?limit=2&continue={}", urlencode(&token))).await;
+            if r.0 != 200 {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await;
+    assert_eq!(code, 410, "{st}");
+    assert_eq!(st["reason"], "Expired");
+
+    let resp = s.http().get(format!("{}{cms}?watch=1&resourceVersion={first_rv}", s.url())).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = within(10, "watch error event", resp.text()).await.unwrap();
+    let ev: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(ev["type"], "ERROR");
+    assert_eq!(ev["object"]["code"], 410);
+    assert!(ev["object"]["message"].as_str().unwrap().starts_with("too old resource version"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_and_authentication() {
+    let s = ApiServer::start_default().await;
+    let anon = s.http_factory().anonymous();
+    for path in ["/healthz", "/livez", "/readyz", "/version"] {
+        let r = anon.get(format!("{}{path}", s.url())).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    let r = anon.get(format!("{}/api/v1/namespaces", s.url())).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let api = Api::new(&s);
+    api.get("/api/v1/namespaces/default/configmaps").await;
+    let metrics = s.http().get(format!("{}/metrics", s.url())).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("apiserver_request_total{")
+            && l.contains("verb=\"LIST\"")
+            && l.contains("resource=\"configmaps\"")
+            && l.contains("code=\"200\"")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("apiserver_request_duration_seconds_bucket{"));
+    assert!(metrics.contains("apiserver_storage_objects{resource=\"namespaces\"} 4"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_fails_when_etcd_is_gone() {
+    let mut s = ApiServer::start(ApiServerOptions::own_etcd()).await;
+    let anon = s.http_factory().anonymous();
+    assert_eq!(anon.get(format!("{}/readyz", s.url())).send().await.unwrap().status().as_u16(), 200);
+    let url = s.url();
+    s.etcd_mut().expect("own etcd").stop().await;
+    let code = within(20, "readyz turns red", async {
+        loop {
+            let code = anon.get(format!("{url}/readyz")).send().await.unwrap().status().as_u16();
+            if code != 200 {
+                return code;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_eq!(code, 500);
+    assert_eq!(anon.get(format!("{url}/livez")).send().await.unwrap().status().as_u16(), 200);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_one_resource_in_two_shapes() {
+    let s = ApiServer::start_default().await;
+    let api = Api::new(&s);
+    let ev = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "e1"},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "default-scheduler", "reportingInstance": "sched-1",
+        "action": "Binding", "reason": "Scheduled", "type": "Normal",
+        "note": "Successfully assigned default/p to n1",
+        "regarding": {"kind": "Pod", "namespace": "default", "name": "p", "apiVersion": "v1"},
+    });
+    let (code, created) = api.post("/apis/events.k8s.io/v1/namespaces/default/events", ev).await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["note"], "Successfully assigned default/p to n1");
+    let (code, core) = api.get("/api/v1/namespaces/default/events/e1").await;
+    assert_eq!(code, 200);
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["message"], "Successfully assigned default/p to n1");
+    assert_eq!(core["involvedObject"]["name"], "p");
+    let (_, list) = api.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dp").await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    let (_, back) = api.get("/apis/events.k8s.io/v1/namespaces/default/events/e1").await;
+    assert_eq!(back["regarding"]["name"], "p");
+    assert_eq!(back["reportingController"], "default-scheduler");
+}

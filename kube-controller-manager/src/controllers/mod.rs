@@ -1,0 +1,76 @@
+//! One module per controller; each has one reconcile function. [`registry`] lists them with
+//! upstream's `--controllers` names.
+
+pub mod deployment;
+pub mod garbagecollector;
+pub mod namespace;
+pub mod replicaset;
+pub mod rootcacert;
+pub mod serviceaccount;
+
+use futures::FutureExt;
+
+use crate::{ControllerContext, ControllerDef, Error};
+
+pub fn registry() -> Vec<ControllerDef> {
+    vec![
+        ControllerDef { name: "replicaset-controller", aliases: &["replicaset"], start: start_replicaset },
+        ControllerDef {
+            name: "replicationcontroller-controller",
+            aliases: &["replicationcontroller"],
+            start: start_replicationcontroller,
+        },
+        ControllerDef { name: "deployment-controller", aliases: &["deployment"], start: start_deployment },
+        ControllerDef { name: "garbage-collector-controller", aliases: &["garbagecollector"], start: start_garbagecollector },
+        ControllerDef { name: "namespace-controller", aliases: &["namespace"], start: start_namespace },
+        ControllerDef { name: "serviceaccount-controller", aliases: &["serviceaccount"], start: start_serviceaccount },
+        ControllerDef {
+            name: "root-ca-certificate-publisher-controller",
+            aliases: &["root-ca-cert-publisher"],
+            start: start_rootcacert,
+        },
+    ]
+}
+
+fn start_namespace(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = namespace::NamespaceController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_namespace_syncs).boxed())
+}
+
+fn start_serviceaccount(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = serviceaccount::ServiceAccountController::new(ctx);
+    Ok(c.run(1).boxed())
+}
+
+fn start_rootcacert(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    match rootcacert::root_ca(ctx.options.root_ca_file.as_deref(), ctx.options.kubeconfig.as_deref()) {
+        Some(ca) => {
+            let c = rootcacert::RootCaPublisher::new(ctx, ca);
+            Ok(c.run(1).boxed())
+        }
+        None => {
+            tracing::warn!("no root CA (--root-ca-file or kubeconfig CA): not publishing kube-root-ca.crt");
+            Ok(futures::future::pending().boxed())
+        }
+    }
+}
+
+fn start_garbagecollector(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = garbagecollector::GarbageCollector::new(ctx);
+    Ok(c.run(ctx.options.concurrent_gc_syncs).boxed())
+}
+
+fn start_deployment(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = deployment::DeploymentController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_deployment_syncs).boxed())
+}
+
+fn start_replicaset(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = replicaset::ReplicaSetController::new(ctx, replicaset::Kind::ReplicaSet);
+    Ok(c.run(ctx.options.concurrent_replicaset_syncs).boxed())
+}
+
+fn start_replicationcontroller(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = replicaset::ReplicaSetController::new(ctx, replicaset::Kind::ReplicationController);
+    Ok(c.run(ctx.options.concurrent_rc_syncs).boxed())
+}
