@@ -347,13 +347,16 @@ impl Store {
         if generate {
             meta::meta_mut(&mut obj).insert("name".into(), Value::String(meta::generate_name(&prefix)));
         }
+        // Ownership covers the decoded, defaulted object, not what admission or the strategy
+        // add (as upstream's create handler records it before the registry runs).
+        meta::prune_meta(&mut obj);
+        crate::fieldmanager::track_write(self.info, Part::Main, None, &mut obj, opts);
         self.strategy.admit(&mut obj).await?;
         self.strategy.prepare_for_create(&mut obj);
         // Upstream defaults what it reads back from storage too, which covers what
         // `prepare_for_create` added (e.g. a Job's labels from its generated template labels).
         crate::defaults::apply(self.info.group, self.info.kind, &mut obj);
         meta::prune_meta(&mut obj);
-        crate::fieldmanager::track_write(self.info, Part::Main, None, &mut obj, opts);
         self.validate_new(&obj)?;
         self.strategy.before_create(&mut obj, opts.dry_run).await?;
         for attempt in 0..8 {
