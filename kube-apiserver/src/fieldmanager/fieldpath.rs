@@ -44,7 +44,8 @@ impl PathElement {
         match self {
             PathElement::Field(f) => format!("f:{f}"),
             PathElement::Key(fields) => {
-                let m: Map<String, Value> = fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let m: Map<String, Value> =
+                    fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 format!("k:{}", Value::Object(m))
             }
             PathElement::Value(v) => format!("v:{v}"),
@@ -59,11 +60,18 @@ impl PathElement {
         match kind {
             "f:" => Ok(PathElement::Field(rest.to_string())),
             "k:" => match serde_json::from_str::<Value>(rest) {
-                Ok(Value::Object(m)) if !m.is_empty() => Ok(PathElement::Key(m.into_iter().collect())),
+                Ok(Value::Object(m)) if !m.is_empty() => {
+                    Ok(PathElement::Key(m.into_iter().collect()))
+                }
                 _ => Err(bad("key must be a non-empty JSON object")),
             },
-            "v:" => serde_json::from_str(rest).map(PathElement::Value).map_err(|e| bad(&e.to_string())),
-            "i:" => rest.parse().map(PathElement::Index).map_err(|_| bad("index must be a number")),
+            "v:" => serde_json::from_str(rest)
+                .map(PathElement::Value)
+                .map_err(|e| bad(&e.to_string())),
+            "i:" => rest
+                .parse()
+                .map(PathElement::Index)
+                .map_err(|_| bad("index must be a number")),
             _ => Err(bad("unknown prefix")),
         }
     }
@@ -118,7 +126,10 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
             (Some(x), Some(y)) => x.cmp(&y),
-            _ => x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0)),
+            _ => x
+                .as_f64()
+                .unwrap_or(0.0)
+                .total_cmp(&y.as_f64().unwrap_or(0.0)),
         },
         (Value::String(x), Value::String(y)) => x.cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
@@ -287,7 +298,9 @@ pub(crate) fn p(s: &str) -> Path {
     // Test helper: "spec.replicas" or "spec.containers[name=web].image" (string keys only).
     let mut out = Vec::new();
     for part in s.split('.').filter(|x| !x.is_empty()) {
-        let (field, rest) = part.split_once('[').map_or((part, None), |(f, r)| (f, Some(r)));
+        let (field, rest) = part
+            .split_once('[')
+            .map_or((part, None), |(f, r)| (f, Some(r)));
         if !field.is_empty() {
             out.push(PathElement::Field(field.into()));
         }
@@ -300,7 +313,10 @@ pub(crate) fn p(s: &str) -> Path {
                     .split(',')
                     .map(|kv| {
                         let (k, v) = kv.split_once('=').expect("k=v");
-                        let v = v.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(v.into()));
+                        let v = v
+                            .parse::<i64>()
+                            .map(Value::from)
+                            .unwrap_or_else(|_| Value::String(v.into()));
                         (k.to_string(), v)
                     })
                     .collect();
@@ -346,7 +362,10 @@ mod tests {
 
     #[test]
     fn keys_serialize_sorted_and_numbers_compare_numerically() {
-        let pe = PathElement::Key(vec![("containerPort".into(), json!(80)), ("protocol".into(), json!("TCP"))]);
+        let pe = PathElement::Key(vec![
+            ("containerPort".into(), json!(80)),
+            ("protocol".into(), json!("TCP")),
+        ]);
         assert_eq!(pe.to_key(), r#"k:{"containerPort":80,"protocol":"TCP"}"#);
         assert_eq!(PathElement::from_key(&pe.to_key()).unwrap(), pe);
         let nine = PathElement::Key(vec![("p".into(), json!(9))]);
@@ -358,7 +377,10 @@ mod tests {
     #[test]
     fn path_strings_follow_upstream() {
         let mut path = p("spec.template.spec.containers[name=web].image");
-        assert_eq!(path_string(&path), r#".spec.template.spec.containers[name="web"].image"#);
+        assert_eq!(
+            path_string(&path),
+            r#".spec.template.spec.containers[name="web"].image"#
+        );
         path = p("metadata.finalizers[=a]");
         assert_eq!(path_string(&path), r#".metadata.finalizers[="a"]"#);
         assert_eq!(path_string(&[PathElement::Index(2)]), "[2]");

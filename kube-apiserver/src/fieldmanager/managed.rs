@@ -48,12 +48,26 @@ pub struct ManagerId {
 
 impl ManagerId {
     pub fn update(manager: &str, api_version: &str, subresource: &str) -> ManagerId {
-        let manager = if manager.is_empty() { "unknown" } else { manager };
-        ManagerId { manager: manager.into(), operation: Operation::Update, api_version: api_version.into(), subresource: subresource.into() }
+        let manager = if manager.is_empty() {
+            "unknown"
+        } else {
+            manager
+        };
+        ManagerId {
+            manager: manager.into(),
+            operation: Operation::Update,
+            api_version: api_version.into(),
+            subresource: subresource.into(),
+        }
     }
 
     pub fn apply(manager: &str, subresource: &str) -> ManagerId {
-        ManagerId { manager: manager.into(), operation: Operation::Apply, api_version: String::new(), subresource: subresource.into() }
+        ManagerId {
+            manager: manager.into(),
+            operation: Operation::Apply,
+            api_version: String::new(),
+            subresource: subresource.into(),
+        }
     }
 
     /// How conflicts name a manager: `"kubectl" with subresource "status"`, `"x" using v1`.
@@ -102,7 +116,11 @@ impl Managed {
             match s("fieldsType") {
                 "FieldsV1" => {}
                 "" => return Err(format!("missing fieldsType in managed fields entry {i}")),
-                other => return Err(format!("invalid fieldsType {other:?} in managed fields entry {i}")),
+                other => {
+                    return Err(format!(
+                        "invalid fieldsType {other:?} in managed fields entry {i}"
+                    ));
+                }
             }
             let set = match e.get("fieldsV1") {
                 Some(v) => FieldSet::from_fields_v1(v)?,
@@ -111,11 +129,22 @@ impl Managed {
             let id = ManagerId {
                 manager: s("manager").into(),
                 operation,
-                api_version: if operation == Operation::Update { s("apiVersion").into() } else { String::new() },
+                api_version: if operation == Operation::Update {
+                    s("apiVersion").into()
+                } else {
+                    String::new()
+                },
                 subresource: s("subresource").into(),
             };
             let time = e.get("time").and_then(Value::as_str).map(String::from);
-            out.0.insert(id, Entry { set, api_version: s("apiVersion").into(), time });
+            out.0.insert(
+                id,
+                Entry {
+                    set,
+                    api_version: s("apiVersion").into(),
+                    time,
+                },
+            );
         }
         Ok(out)
     }
@@ -127,7 +156,12 @@ impl Managed {
         entries.sort_by(|(a, ea), (b, eb)| {
             a.operation
                 .cmp(&b.operation)
-                .then_with(|| ea.time.as_deref().unwrap_or("").cmp(eb.time.as_deref().unwrap_or("")))
+                .then_with(|| {
+                    ea.time
+                        .as_deref()
+                        .unwrap_or("")
+                        .cmp(eb.time.as_deref().unwrap_or(""))
+                })
                 .then_with(|| a.manager.cmp(&b.manager))
                 .then_with(|| ea.api_version.cmp(&eb.api_version))
                 .then_with(|| a.subresource.cmp(&b.subresource))
@@ -176,7 +210,9 @@ impl Managed {
             if count <= max {
                 break;
             }
-            let Some(entry) = self.0.get(&id).cloned() else { continue };
+            let Some(entry) = self.0.get(&id).cloned() else {
+                continue;
+            };
             let version = entry.api_version.clone();
             let bucket = ManagerId::update(ANCIENT_CHANGES, &version, "");
             match first_of_version.get(&version) {
@@ -236,7 +272,14 @@ pub struct Resource<'a> {
 /// Fields that are never owned.
 fn strip(set: &mut FieldSet) {
     const META: &[&str] = &[
-        "name", "namespace", "creationTimestamp", "selfLink", "uid", "clusterName", "generation", "managedFields",
+        "name",
+        "namespace",
+        "creationTimestamp",
+        "selfLink",
+        "uid",
+        "clusterName",
+        "generation",
+        "managedFields",
         "resourceVersion",
     ];
     set.retain(|p| {
@@ -263,7 +306,9 @@ fn without_managed_fields(v: &Value) -> Value {
 fn set_managed_fields(obj: &mut Value, managed: &Managed) {
     let Some(o) = obj.as_object_mut() else { return };
     let meta = o.entry("metadata").or_insert_with(|| json!({}));
-    let Some(m) = meta.as_object_mut() else { return };
+    let Some(m) = meta.as_object_mut() else {
+        return;
+    };
     if managed.0.is_empty() {
         m.remove("managedFields");
     } else {
@@ -299,7 +344,11 @@ fn empty_object(res: &Resource<'_>) -> Value {
         }
         for field in s.required() {
             if let Some(fs) = s.field(field) {
-                let v = if fs.is_struct() { zero(fs, fs.ref_name(), depth + 1) } else { Value::Null };
+                let v = if fs.is_struct() {
+                    zero(fs, fs.ref_name(), depth + 1)
+                } else {
+                    Value::Null
+                };
                 out.insert(field.into(), v);
             }
         }
@@ -337,7 +386,14 @@ fn is_reset(list: Option<&Value>) -> bool {
 
 /// Record a non-apply write of `new` over `live` (`None` on create) by `manager` in `new`'s
 /// managedFields. Never fails: managedFields that cannot be read are replaced.
-pub fn track_update(res: &Resource<'_>, live: Option<&Value>, new: &mut Value, manager: &str, subresource: &str, now: &str) {
+pub fn track_update(
+    res: &Resource<'_>,
+    live: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: &str,
+    now: &str,
+) {
     let live_list = live.and_then(|l| l["metadata"].get("managedFields"));
     let live_managed = Managed::decode(live_list).unwrap_or_default();
     let new_list = new["metadata"].get("managedFields").cloned();
@@ -351,7 +407,9 @@ pub fn track_update(res: &Resource<'_>, live: Option<&Value>, new: &mut Value, m
             _ => live_managed.clone(),
         }
     };
-    let live_clean = live.map(without_managed_fields).unwrap_or_else(|| empty_object(res));
+    let live_clean = live
+        .map(without_managed_fields)
+        .unwrap_or_else(|| empty_object(res));
     let new_clean = without_managed_fields(new);
     let c = diff(res, &live_clean, &new_clean);
     let changed = c.added.union(&c.modified);
@@ -362,7 +420,11 @@ pub fn track_update(res: &Resource<'_>, live: Option<&Value>, new: &mut Value, m
     strip(&mut current);
     if !current.is_empty() {
         let id = ManagerId::update(manager, res.api_version, subresource);
-        let entry = managed.0.entry(id).or_insert_with(|| Entry { set: FieldSet::new(), api_version: String::new(), time: None });
+        let entry = managed.0.entry(id).or_insert_with(|| Entry {
+            set: FieldSet::new(),
+            api_version: String::new(),
+            time: None,
+        });
         entry.set.extend(&current);
         entry.api_version = res.api_version.to_string();
         entry.time = Some(now.to_string());
@@ -371,7 +433,9 @@ pub fn track_update(res: &Resource<'_>, live: Option<&Value>, new: &mut Value, m
     managed.cap_updaters(MAX_UPDATE_MANAGERS);
     let same_but_times = || {
         let untimed = |m: &Managed| -> Vec<(ManagerId, FieldSet, String)> {
-            m.0.iter().map(|(id, e)| (id.clone(), e.set.clone(), e.api_version.clone())).collect()
+            m.0.iter()
+                .map(|(id, e)| (id.clone(), e.set.clone(), e.api_version.clone()))
+                .collect()
         };
         let mut touched = c.added.union(&c.modified).union(&c.removed);
         strip(&mut touched);
@@ -408,11 +472,18 @@ pub enum ApplyError {
 /// Upstream's conflict message.
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
     if let [c] = conflicts {
-        return format!("Apply failed with 1 conflict: conflict with {}: {}", c.manager.describe(), path_string(&c.path));
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            c.manager.describe(),
+            path_string(&c.path)
+        );
     }
     let mut by_manager: BTreeMap<&ManagerId, Vec<String>> = BTreeMap::new();
     for c in conflicts {
-        by_manager.entry(&c.manager).or_default().push(path_string(&c.path));
+        by_manager
+            .entry(&c.manager)
+            .or_default()
+            .push(path_string(&c.path));
     }
     let mut lines = Vec::new();
     let mut managers: Vec<(&ManagerId, Vec<String>)> = by_manager.into_iter().collect();
@@ -421,7 +492,11 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
         lines.push(format!("conflicts with {}:", m.describe()));
         lines.extend(paths.into_iter().map(|p| format!("- {p}")));
     }
-    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
 }
 
 /// Merge the applied `config` into `live` (`None`: the object does not exist yet) for
@@ -441,7 +516,11 @@ pub fn apply(
             // Upgrading from client-side apply: conflicts on fields the last client-side
             // configuration set to their live values are taken over.
             let allowed = live.map(|l| from_last_applied(res, l)).unwrap_or_default();
-            let remaining: Vec<Conflict> = conflicts.iter().filter(|c| !allowed.contains(&c.path)).cloned().collect();
+            let remaining: Vec<Conflict> = conflicts
+                .iter()
+                .filter(|c| !allowed.contains(&c.path))
+                .cloned()
+                .collect();
             if remaining.is_empty() {
                 apply_once(res, live, config, manager, subresource, true, now)
             } else {
@@ -467,7 +546,9 @@ fn from_last_applied(res: &Resource<'_>, live: &Value) -> FieldSet {
         return FieldSet::new();
     };
     let c = typed::compare(res.schema, &last, &without_managed_fields(live));
-    set.difference(&c.modified).difference(&c.added).difference(&c.removed)
+    set.difference(&c.modified)
+        .difference(&c.added)
+        .difference(&c.removed)
 }
 
 fn apply_once(
@@ -482,14 +563,23 @@ fn apply_once(
     let live_list = live.and_then(|l| l["metadata"].get("managedFields"));
     let live_managed = Managed::decode(live_list).unwrap_or_default();
     let mut managed = live_managed.clone();
-    let live_clean = live.map(without_managed_fields).unwrap_or_else(|| empty_object(res));
+    let live_clean = live
+        .map(without_managed_fields)
+        .unwrap_or_else(|| empty_object(res));
     let mut applied = typed::to_field_set(res.schema, config, true).map_err(ApplyError::Invalid)?;
     applied.retain(|p| !res.reset.ignores(p));
     let mut merged = typed::merge(res.schema, &live_clean, config);
 
     let id = ManagerId::apply(manager, subresource);
     let previous = managed.0.remove(&id);
-    managed.0.insert(id.clone(), Entry { set: applied, api_version: res.api_version.to_string(), time: None });
+    managed.0.insert(
+        id.clone(),
+        Entry {
+            set: applied,
+            api_version: res.api_version.to_string(),
+            time: None,
+        },
+    );
     if let Some(last) = previous.as_ref().map(|e| &e.set).filter(|s| !s.is_empty()) {
         prune(res, &mut merged, last, &managed);
     }
@@ -499,7 +589,10 @@ fn apply_once(
     let mut conflicts = Vec::new();
     for (other, entry) in managed.0.iter_mut().filter(|(m, _)| **m != id) {
         let owned = entry.set.intersection(&changed);
-        conflicts.extend(owned.iter().map(|p| Conflict { manager: other.clone(), path: p.clone() }));
+        conflicts.extend(owned.iter().map(|p| Conflict {
+            manager: other.clone(),
+            path: p.clone(),
+        }));
         entry.set = entry.set.difference(&owned).difference(&c.removed);
     }
     if !conflicts.is_empty() && !force {
@@ -510,12 +603,20 @@ fn apply_once(
     let unchanged = merged == live_clean;
     if let Some(entry) = managed.0.get_mut(&id) {
         strip(&mut entry.set);
-        entry.time = if unchanged { previous.and_then(|e| e.time) } else { Some(now.to_string()) };
+        entry.time = if unchanged {
+            previous.and_then(|e| e.time)
+        } else {
+            Some(now.to_string())
+        };
     }
     managed.drop_empty();
     managed.cap_updaters(MAX_UPDATE_MANAGERS);
 
-    let mut out = if unchanged { live.cloned().unwrap_or(merged) } else { merged };
+    let mut out = if unchanged {
+        live.cloned().unwrap_or(merged)
+    } else {
+        merged
+    };
     if live.is_some() && managed == live_managed {
         match live_list {
             Some(l) => out["metadata"]["managedFields"] = l.clone(),
@@ -524,13 +625,21 @@ fn apply_once(
     } else {
         set_managed_fields(&mut out, &managed);
     }
-    if manager == "kubectl" && live.is_some_and(|l| l["metadata"]["annotations"][LAST_APPLIED].is_string()) {
+    if manager == "kubectl"
+        && live.is_some_and(|l| l["metadata"]["annotations"][LAST_APPLIED].is_string())
+    {
         // Keep client-side apply's record in step with what kubectl applies server-side.
         let mut last = config.clone();
-        if let Some(a) = last.get_mut("metadata").and_then(|m| m.get_mut("annotations")).and_then(Value::as_object_mut) {
+        if let Some(a) = last
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("annotations"))
+            .and_then(Value::as_object_mut)
+        {
             a.remove(LAST_APPLIED);
             if a.is_empty() {
-                last["metadata"].as_object_mut().map(|m| m.remove("annotations"));
+                last["metadata"]
+                    .as_object_mut()
+                    .map(|m| m.remove("annotations"));
             }
         }
         let text = format!("{}\n", serde_json::to_string(&last).unwrap_or_default());
@@ -547,7 +656,9 @@ fn prune(res: &Resource<'_>, merged: &mut Value, last: &FieldSet, managed: &Mana
     }
     let present = typed::to_field_set(res.schema, merged, false).unwrap_or_default();
     let remove = |p: &Path, named: bool| {
-        typed::has_named(last, p, named) && !typed::has_named(&owned, p, named) && typed::has_named(&present, p, named)
+        typed::has_named(last, p, named)
+            && !typed::has_named(&owned, p, named)
+            && typed::has_named(&present, p, named)
     };
     let descend = |p: &Path| last.has_descendant(p);
     typed::remove_where(res.schema, merged, &remove, &descend);
@@ -563,7 +674,12 @@ mod tests {
         let schema = Schema::definition(crate::openapi::schemas(), &name).unwrap();
         let api_version = if group.is_empty() { "v1" } else { "apps/v1" };
         let definition = name.strip_prefix("io.k8s.").map(String::from);
-        Resource { schema, definition, api_version, reset }
+        Resource {
+            schema,
+            definition,
+            api_version,
+            reset,
+        }
     }
 
     fn cm(data: Value) -> Value {
@@ -571,7 +687,10 @@ mod tests {
     }
 
     fn entries(obj: &Value) -> Vec<Value> {
-        obj["metadata"]["managedFields"].as_array().cloned().unwrap_or_default()
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     #[test]
@@ -579,7 +698,14 @@ mod tests {
         let r = res("ConfigMap", "", Reset::Nothing);
         let mut obj = cm(json!({"a": "1"}));
         obj["metadata"]["labels"] = json!({"x": "y"});
-        track_update(&r, None, &mut obj, "kubectl-create", "", "2025-01-01T00:00:00Z");
+        track_update(
+            &r,
+            None,
+            &mut obj,
+            "kubectl-create",
+            "",
+            "2025-01-01T00:00:00Z",
+        );
         assert_eq!(
             entries(&obj),
             vec![json!({
@@ -626,11 +752,20 @@ mod tests {
         let mut v2 = cm(json!({"a": "2", "b": "1"}));
         track_update(&r, Some(&v1), &mut v2, "two", "", "T2");
         let m = Managed::decode(v2["metadata"].get("managedFields")).unwrap();
-        assert_eq!(m.0[&ManagerId::update("one", "v1", "")].set, [p("data"), p("data.b")].into_iter().collect());
-        assert_eq!(m.0[&ManagerId::update("two", "v1", "")].set, [p("data.a")].into_iter().collect());
+        assert_eq!(
+            m.0[&ManagerId::update("one", "v1", "")].set,
+            [p("data"), p("data.b")].into_iter().collect()
+        );
+        assert_eq!(
+            m.0[&ManagerId::update("two", "v1", "")].set,
+            [p("data.a")].into_iter().collect()
+        );
         // A no-op write changes nothing, not even times.
         let mut v3 = v2.clone();
-        v3["metadata"].as_object_mut().unwrap().remove("managedFields");
+        v3["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
         track_update(&r, Some(&v2), &mut v3, "three", "", "T3");
         assert_eq!(v3, v2);
         // Nor does a write that only moves timestamps.
@@ -638,7 +773,10 @@ mod tests {
         v4["metadata"]["managedFields"][0]["time"] = json!("T9");
         v4["metadata"]["resourceVersion"] = json!("1");
         track_update(&r, Some(&v2), &mut v4, "three", "", "T4");
-        assert_eq!(v4["metadata"]["managedFields"], v2["metadata"]["managedFields"]);
+        assert_eq!(
+            v4["metadata"]["managedFields"],
+            v2["metadata"]["managedFields"]
+        );
     }
 
     #[test]
@@ -647,10 +785,20 @@ mod tests {
         let live = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 1}});
         let mut new = live.clone();
         new["status"] = json!({"replicas": 1});
-        track_update(&r, Some(&live), &mut new, "kube-controller-manager", "status", "T");
+        track_update(
+            &r,
+            Some(&live),
+            &mut new,
+            "kube-controller-manager",
+            "status",
+            "T",
+        );
         let e = &entries(&new)[0];
         assert_eq!(e["subresource"], "status");
-        assert_eq!(e["fieldsV1"], json!({"f:status": {".": {}, "f:replicas": {}}}));
+        assert_eq!(
+            e["fieldsV1"],
+            json!({"f:status": {".": {}, "f:replicas": {}}})
+        );
     }
 
     #[test]
@@ -661,19 +809,51 @@ mod tests {
         live["metadata"]["resourceVersion"] = json!("5");
 
         // Same value: shared ownership, no conflict.
-        let shared = apply(&r, Some(&live), &cm(json!({"a": "1", "b": "2"})), "mgr", "", false, "T1").unwrap();
+        let shared = apply(
+            &r,
+            Some(&live),
+            &cm(json!({"a": "1", "b": "2"})),
+            "mgr",
+            "",
+            false,
+            "T1",
+        )
+        .unwrap();
         assert_eq!(shared["data"], json!({"a": "1", "b": "2"}));
         assert_eq!(entries(&shared).len(), 2);
         assert_eq!(entries(&shared)[0]["operation"], "Apply");
-        assert_eq!(entries(&shared)[0]["fieldsV1"], json!({"f:data": {"f:a": {}, "f:b": {}}}));
+        assert_eq!(
+            entries(&shared)[0]["fieldsV1"],
+            json!({"f:data": {"f:a": {}, "f:b": {}}})
+        );
 
         // Re-applying the same configuration changes nothing.
-        let again = apply(&r, Some(&shared), &cm(json!({"a": "1", "b": "2"})), "mgr", "", false, "T2").unwrap();
+        let again = apply(
+            &r,
+            Some(&shared),
+            &cm(json!({"a": "1", "b": "2"})),
+            "mgr",
+            "",
+            false,
+            "T2",
+        )
+        .unwrap();
         assert_eq!(again, shared);
 
         // Another applier changing an owned value conflicts with both owners.
-        let err = apply(&r, Some(&shared), &cm(json!({"a": "3"})), "other", "", false, "T3").unwrap_err();
-        let ApplyError::Conflicts(cs) = err else { panic!("{err:?}") };
+        let err = apply(
+            &r,
+            Some(&shared),
+            &cm(json!({"a": "3"})),
+            "other",
+            "",
+            false,
+            "T3",
+        )
+        .unwrap_err();
+        let ApplyError::Conflicts(cs) = err else {
+            panic!("{err:?}")
+        };
         assert_eq!(
             conflict_message(&cs),
             "Apply failed with 2 conflicts: conflicts with \"kubectl-client-side-apply\" using v1:\n- .data.a\nconflicts with \"mgr\":\n- .data.a"
@@ -682,14 +862,32 @@ mod tests {
             conflict_message(&cs[..1]),
             "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .data.a"
         );
-        assert_eq!(conflict_message(&cs[1..]), "Apply failed with 1 conflict: conflict with \"mgr\": .data.a");
+        assert_eq!(
+            conflict_message(&cs[1..]),
+            "Apply failed with 1 conflict: conflict with \"mgr\": .data.a"
+        );
 
         // Forcing takes the field over.
-        let forced = apply(&r, Some(&shared), &cm(json!({"a": "3"})), "other", "", true, "T3").unwrap();
+        let forced = apply(
+            &r,
+            Some(&shared),
+            &cm(json!({"a": "3"})),
+            "other",
+            "",
+            true,
+            "T3",
+        )
+        .unwrap();
         assert_eq!(forced["data"], json!({"a": "3", "b": "2"}));
         let m = Managed::decode(forced["metadata"].get("managedFields")).unwrap();
-        assert_eq!(m.0[&ManagerId::apply("mgr", "")].set, [p("data.b")].into_iter().collect());
-        assert_eq!(m.0[&ManagerId::apply("other", "")].set, [p("data.a")].into_iter().collect());
+        assert_eq!(
+            m.0[&ManagerId::apply("mgr", "")].set,
+            [p("data.b")].into_iter().collect()
+        );
+        assert_eq!(
+            m.0[&ManagerId::apply("other", "")].set,
+            [p("data.a")].into_iter().collect()
+        );
         assert_eq!(
             m.0[&ManagerId::update("kubectl-client-side-apply", "v1", "")].set,
             [p("data")].into_iter().collect(),
@@ -700,8 +898,21 @@ mod tests {
         let pruned = apply(&r, Some(&forced), &cm(json!({})), "mgr", "", false, "T4").unwrap();
         assert_eq!(pruned["data"], json!({"a": "3"}));
         // ...and keeps it when someone else does.
-        let kept = apply(&r, Some(&forced), &cm(json!({"b": "2"})), "other", "", false, "T4").unwrap();
-        assert_eq!(kept["data"], json!({"b": "2"}), "other dropped a, which only it owned");
+        let kept = apply(
+            &r,
+            Some(&forced),
+            &cm(json!({"b": "2"})),
+            "other",
+            "",
+            false,
+            "T4",
+        )
+        .unwrap();
+        assert_eq!(
+            kept["data"],
+            json!({"b": "2"}),
+            "other dropped a, which only it owned"
+        );
     }
 
     #[test]
@@ -709,7 +920,10 @@ mod tests {
         let r = res("ConfigMap", "", Reset::Nothing);
         let err = apply(&r, None, &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "spec": {}}), "m", "", false, "T")
             .unwrap_err();
-        assert_eq!(err, ApplyError::Invalid(vec![".spec: field not declared in schema".into()]));
+        assert_eq!(
+            err,
+            ApplyError::Invalid(vec![".spec: field not declared in schema".into()])
+        );
     }
 
     #[test]
@@ -719,11 +933,36 @@ mod tests {
         live["metadata"]["annotations"] = json!({LAST_APPLIED: r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"default"},"data":{"a":"1"}}"#});
         track_update(&r, None, &mut live, "kubectl-client-side-apply", "", "T0");
         // kubectl-client-side-apply owns data.a, which the annotation set to its live value.
-        let out = apply(&r, Some(&live), &cm(json!({"a": "2"})), "kubectl", "", false, "T1").unwrap();
+        let out = apply(
+            &r,
+            Some(&live),
+            &cm(json!({"a": "2"})),
+            "kubectl",
+            "",
+            false,
+            "T1",
+        )
+        .unwrap();
         assert_eq!(out["data"]["a"], "2");
-        let text = out["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap();
-        assert!(text.contains(r#""data":{"a":"2"}"#) && text.ends_with('\n'), "{text}");
-        assert!(apply(&r, Some(&live), &cm(json!({"a": "2"})), "other", "", false, "T1").is_err());
+        let text = out["metadata"]["annotations"][LAST_APPLIED]
+            .as_str()
+            .unwrap();
+        assert!(
+            text.contains(r#""data":{"a":"2"}"#) && text.ends_with('\n'),
+            "{text}"
+        );
+        assert!(
+            apply(
+                &r,
+                Some(&live),
+                &cm(json!({"a": "2"})),
+                "other",
+                "",
+                false,
+                "T1"
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -732,7 +971,11 @@ mod tests {
         for i in 0..12 {
             m.0.insert(
                 ManagerId::update(&format!("m{i:02}"), "v1", ""),
-                Entry { set: [p(&format!("data.k{i}"))].into_iter().collect(), api_version: "v1".into(), time: Some(format!("T{i:02}")) },
+                Entry {
+                    set: [p(&format!("data.k{i}"))].into_iter().collect(),
+                    api_version: "v1".into(),
+                    time: Some(format!("T{i:02}")),
+                },
             );
         }
         m.cap_updaters(MAX_UPDATE_MANAGERS);

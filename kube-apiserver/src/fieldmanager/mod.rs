@@ -38,8 +38,14 @@ pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
 /// walked without a schema.
 fn kind_schema(info: &ResourceInfo) -> (Schema<'static>, Option<String>) {
     let name = crate::openapi::kind_schema_name(info.group, info.version, info.kind);
-    match name.as_deref().and_then(|n| Schema::definition(crate::openapi::schemas(), n)) {
-        Some(schema) => (schema, name.map(|n| n.strip_prefix("io.k8s.").map(String::from).unwrap_or(n))),
+    match name
+        .as_deref()
+        .and_then(|n| Schema::definition(crate::openapi::schemas(), n))
+    {
+        Some(schema) => (
+            schema,
+            name.map(|n| n.strip_prefix("io.k8s.").map(String::from).unwrap_or(n)),
+        ),
         None => (Schema::Deduced, None),
     }
 }
@@ -52,22 +58,44 @@ fn resource<'a>(info: &ResourceInfo, part: Part, api_version: &'a str) -> Resour
         _ => Reset::Nothing,
     };
     let (schema, definition) = kind_schema(info);
-    Resource { schema, definition, api_version, reset }
+    Resource {
+        schema,
+        definition,
+        api_version,
+        reset,
+    }
 }
 
 fn subresource(part: Part, opts: &WriteOptions) -> &str {
-    if part == Part::Status { "status" } else { &opts.subresource }
+    if part == Part::Status {
+        "status"
+    } else {
+        &opts.subresource
+    }
 }
 
 /// Record the write of `new` over `old` (`None` on create) in `new`'s managedFields, for the
 /// manager in `opts`; writes without a manager leave managedFields as they are.
-pub fn track_write(info: &ResourceInfo, part: Part, old: Option<&Value>, new: &mut Value, opts: &WriteOptions) {
+pub fn track_write(
+    info: &ResourceInfo,
+    part: Part,
+    old: Option<&Value>,
+    new: &mut Value,
+    opts: &WriteOptions,
+) {
     let Some(manager) = opts.field_manager.as_deref() else {
         return;
     };
     let api_version = info.api_version();
     let res = resource(info, part, &api_version);
-    managed::track_update(&res, old, new, manager, subresource(part, opts), &meta::now_rfc3339());
+    managed::track_update(
+        &res,
+        old,
+        new,
+        manager,
+        subresource(part, opts),
+        &meta::now_rfc3339(),
+    );
 }
 
 /// What a client is called when it does not say: the User-Agent up to its first '/', without
@@ -90,7 +118,11 @@ fn printable(c: char) -> bool {
 
 /// The field manager of a write request, from `fieldManager` or the User-Agent, checked as
 /// upstream checks Create/Update/PatchOptions; `None` for requests that write nothing.
-pub fn request_manager(method: &Method, query: &HashMap<String, String>, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub fn request_manager(
+    method: &Method,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
     let kind = match *method {
         Method::POST => "CreateOptions",
         Method::PUT => "UpdateOptions",
@@ -100,14 +132,23 @@ pub fn request_manager(method: &Method, query: &HashMap<String, String>, headers
     let given = query.get("fieldManager").map(String::as_str).unwrap_or("");
     let mut causes = Vec::new();
     if *method == Method::PATCH {
-        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let ct = ct.split(';').next().unwrap_or("").trim();
         if ct == APPLY_PATCH {
             if given.is_empty() {
-                causes.push(Cause::required("fieldManager", "is required for apply patch"));
+                causes.push(Cause::required(
+                    "fieldManager",
+                    "is required for apply patch",
+                ));
             }
         } else if query.contains_key("force") {
-            causes.push(Cause::forbidden("force", "may not be specified for non-apply patch"));
+            causes.push(Cause::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            ));
         }
     }
     if given.len() > FIELD_MANAGER_MAX_LENGTH {
@@ -118,7 +159,11 @@ pub fn request_manager(method: &Method, query: &HashMap<String, String>, headers
         });
     }
     for (i, c) in given.char_indices().filter(|(_, c)| !printable(*c)) {
-        causes.push(Cause::invalid("fieldManager", given, &format!("invalid character U+{:04X} (at position {i})", c as u32)));
+        causes.push(Cause::invalid(
+            "fieldManager",
+            given,
+            &format!("invalid character U+{:04X} (at position {i})", c as u32),
+        ));
     }
     if !causes.is_empty() {
         return Err(ApiError::invalid(kind, "meta.k8s.io", "", causes));
@@ -126,7 +171,10 @@ pub fn request_manager(method: &Method, query: &HashMap<String, String>, headers
     if !given.is_empty() {
         return Ok(Some(given.to_string()));
     }
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     Ok(Some(manager_from_user_agent(ua)))
 }
 
@@ -163,7 +211,12 @@ fn apply_error(e: ApplyError, info: &ResourceInfo, config: &Value) -> ApiError {
 }
 
 /// Check an applied configuration against the request before merging it.
-fn check_config(store: &Store, ns: Option<&str>, name: &str, config: &Value) -> Result<(), ApiError> {
+fn check_config(
+    store: &Store,
+    ns: Option<&str>,
+    name: &str,
+    config: &Value,
+) -> Result<(), ApiError> {
     let gv = store.api_version();
     let got = config["apiVersion"].as_str().unwrap_or("");
     if got != gv {
@@ -179,7 +232,9 @@ fn check_config(store: &Store, ns: Option<&str>, name: &str, config: &Value) -> 
         )));
     }
     if !config["metadata"]["managedFields"].is_null() {
-        return Err(ApiError::BadRequest("metadata.managedFields must be nil".into()));
+        return Err(ApiError::BadRequest(
+            "metadata.managedFields must be nil".into(),
+        ));
     }
     match meta::name(config) {
         "" => {
@@ -217,8 +272,8 @@ pub async fn apply_request(
     opts: &WriteOptions,
     force: bool,
 ) -> Result<(Value, bool), ApiError> {
-    let config: Value =
-        serde_yaml::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+    let config: Value = serde_yaml::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
     if !config.is_object() {
         return Err(ApiError::BadRequest(
             "error decoding YAML: the applied configuration must be an object".into(),
@@ -230,14 +285,21 @@ pub async fn apply_request(
     let res = resource(store.info, part, &api_version);
     let sub = subresource(part, opts).to_string();
     // The merge computes managedFields itself: the store must not track this write again.
-    let write_opts = WriteOptions { field_manager: None, ..opts.clone() };
+    let write_opts = WriteOptions {
+        field_manager: None,
+        ..opts.clone()
+    };
     let want_rv = meta::resource_version(&config).to_string();
     for _ in 0..8 {
         let now = meta::now_rfc3339();
         match store.get(ns, name).await {
             Err(ApiError::NotFound(_)) if part == Part::Main => {
                 if !want_rv.is_empty() {
-                    return Err(ApiError::not_found(store.info.group, store.info.plural, name));
+                    return Err(ApiError::not_found(
+                        store.info.group,
+                        store.info.plural,
+                        name,
+                    ));
                 }
                 let obj = managed::apply(&res, None, &config, &manager, &sub, force, &now)
                     .map_err(|e| apply_error(e, store.info, &config))?;
@@ -252,7 +314,11 @@ pub async fn apply_request(
                 let updated = store
                     .guaranteed_update(ns, name, part, None, &write_opts, |cur| {
                         if !want_rv.is_empty() && want_rv != meta::resource_version(cur) {
-                            return Err(ApiError::conflict(store.info.group, store.info.plural, name));
+                            return Err(ApiError::conflict(
+                                store.info.group,
+                                store.info.plural,
+                                name,
+                            ));
                         }
                         managed::apply(&res, Some(cur), &config, &manager, &sub, force, &now)
                             .map_err(|e| apply_error(e, store.info, &config))
@@ -265,7 +331,11 @@ pub async fn apply_request(
             }
         }
     }
-    Err(ApiError::conflict(store.info.group, store.info.plural, name))
+    Err(ApiError::conflict(
+        store.info.group,
+        store.info.plural,
+        name,
+    ))
 }
 
 #[cfg(test)]
@@ -281,23 +351,44 @@ mod tests {
     }
 
     fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn managers_default_to_the_user_agent_prefix() {
-        assert_eq!(manager_from_user_agent("kubectl/v1.33.0 (linux/amd64) kubernetes/abc"), "kubectl");
         assert_eq!(
-            manager_from_user_agent("kube-controller-manager/v1.33.0 (linux/amd64) kubernetes/abc/system:serviceaccount:kube-system:x"),
+            manager_from_user_agent("kubectl/v1.33.0 (linux/amd64) kubernetes/abc"),
+            "kubectl"
+        );
+        assert_eq!(
+            manager_from_user_agent(
+                "kube-controller-manager/v1.33.0 (linux/amd64) kubernetes/abc/system:serviceaccount:kube-system:x"
+            ),
             "kube-controller-manager"
         );
         assert_eq!(manager_from_user_agent("a\u{7}b"), "ab");
         assert_eq!(manager_from_user_agent(&"x".repeat(200)).len(), 128);
-        let m = request_manager(&Method::POST, &query(&[]), &headers(&[("user-agent", "curl/8.0")])).unwrap();
+        let m = request_manager(
+            &Method::POST,
+            &query(&[]),
+            &headers(&[("user-agent", "curl/8.0")]),
+        )
+        .unwrap();
         assert_eq!(m.as_deref(), Some("curl"));
-        let m = request_manager(&Method::PUT, &query(&[("fieldManager", "kubectl-edit")]), &headers(&[])).unwrap();
+        let m = request_manager(
+            &Method::PUT,
+            &query(&[("fieldManager", "kubectl-edit")]),
+            &headers(&[]),
+        )
+        .unwrap();
         assert_eq!(m.as_deref(), Some("kubectl-edit"));
-        assert_eq!(request_manager(&Method::GET, &query(&[]), &headers(&[])).unwrap(), None);
+        assert_eq!(
+            request_manager(&Method::GET, &query(&[]), &headers(&[])).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -311,9 +402,29 @@ mod tests {
         );
         let merge = headers(&[("content-type", "application/merge-patch+json")]);
         let e = request_manager(&Method::PATCH, &query(&[("force", "true")]), &merge).unwrap_err();
-        assert_eq!(e.to_string(), "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch");
-        let e = request_manager(&Method::POST, &query(&[("fieldManager", "a\u{1}")]), &headers(&[])).unwrap_err();
-        assert!(e.to_string().starts_with("CreateOptions.meta.k8s.io \"\" is invalid: fieldManager: Invalid value"), "{e}");
-        assert!(request_manager(&Method::PATCH, &query(&[("fieldManager", "m"), ("force", "true")]), &apply).is_ok());
+        assert_eq!(
+            e.to_string(),
+            "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch"
+        );
+        let e = request_manager(
+            &Method::POST,
+            &query(&[("fieldManager", "a\u{1}")]),
+            &headers(&[]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "CreateOptions.meta.k8s.io \"\" is invalid: fieldManager: Invalid value"
+            ),
+            "{e}"
+        );
+        assert!(
+            request_manager(
+                &Method::PATCH,
+                &query(&[("fieldManager", "m"), ("force", "true")]),
+                &apply
+            )
+            .is_ok()
+        );
     }
 }

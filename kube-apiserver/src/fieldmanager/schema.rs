@@ -20,7 +20,11 @@ const KEY_DEFAULTS: &[(&str, &str)] = &[("protocol", "TCP")];
 pub enum Schema<'a> {
     /// A node of the OpenAPI definitions. `outer` is the property that refers to it (its
     /// extensions win over the referenced definition's).
-    Typed { defs: &'a Map<String, Value>, outer: &'a Value, target: &'a Value },
+    Typed {
+        defs: &'a Map<String, Value>,
+        outer: &'a Value,
+        target: &'a Value,
+    },
     /// No schema: objects are granular maps, everything else is atomic.
     Deduced,
 }
@@ -57,7 +61,11 @@ pub enum ListKind<'a> {
 
 fn resolve<'a>(defs: &'a Map<String, Value>, mut node: &'a Value) -> &'a Value {
     for _ in 0..8 {
-        match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(REF_PREFIX)) {
+        match node
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix(REF_PREFIX))
+        {
             Some(name) => match defs.get(name) {
                 Some(next) => node = next,
                 None => return &Value::Null,
@@ -75,7 +83,11 @@ impl<'a> Schema<'a> {
     }
 
     fn node(defs: &'a Map<String, Value>, node: &'a Value) -> Schema<'a> {
-        Schema::Typed { defs, outer: node, target: resolve(defs, node) }
+        Schema::Typed {
+            defs,
+            outer: node,
+            target: resolve(defs, node),
+        }
     }
 
     fn ext(&self, key: &str) -> Option<&'a Value> {
@@ -114,7 +126,9 @@ impl<'a> Schema<'a> {
                     Shape::Leaf
                 } else if props.is_some() {
                     Shape::Struct
-                } else if let Some(elem) = target.get("additionalProperties").filter(|a| a.is_object()) {
+                } else if let Some(elem) =
+                    target.get("additionalProperties").filter(|a| a.is_object())
+                {
                     Shape::Map(Schema::node(defs, elem))
                 } else {
                     Shape::Leaf
@@ -136,7 +150,11 @@ impl<'a> Schema<'a> {
                             .and_then(Value::as_array)
                             .map(|k| k.iter().filter_map(Value::as_str).collect())
                             .unwrap_or_default();
-                        if keys.is_empty() { Shape::Leaf } else { Shape::List(elem, ListKind::Keys(keys)) }
+                        if keys.is_empty() {
+                            Shape::Leaf
+                        } else {
+                            Shape::List(elem, ListKind::Keys(keys))
+                        }
                     }
                     Some(_) => Shape::Leaf,
                     None => match self.ext_str("x-kubernetes-patch-strategy") {
@@ -187,22 +205,29 @@ impl<'a> Schema<'a> {
     /// The schema of a struct's field; `None` when the schema does not declare it.
     pub fn field(&self, name: &str) -> Option<Schema<'a>> {
         match *self {
-            Schema::Typed { defs, target, .. } => {
-                target.get("properties").and_then(|p| p.get(name)).map(|node| Schema::node(defs, node))
-            }
+            Schema::Typed { defs, target, .. } => target
+                .get("properties")
+                .and_then(|p| p.get(name))
+                .map(|node| Schema::node(defs, node)),
             Schema::Deduced => Some(Schema::Deduced),
         }
     }
 }
 
 /// The path element of a granular list's element.
-pub fn item_element(kind: &ListKind<'_>, index: usize, item: &Value) -> Result<PathElement, String> {
+pub fn item_element(
+    kind: &ListKind<'_>,
+    index: usize,
+    item: &Value,
+) -> Result<PathElement, String> {
     match kind {
         ListKind::Set => Ok(PathElement::Value(item.clone())),
         ListKind::Index => Ok(PathElement::Index(index)),
         ListKind::Keys(keys) => {
             let Value::Object(obj) = item else {
-                return Err("associative list with keys has an element that is not a map type".into());
+                return Err(
+                    "associative list with keys has an element that is not a map type".into(),
+                );
             };
             let mut fields = Vec::with_capacity(keys.len());
             for key in keys {
@@ -252,32 +277,65 @@ mod tests {
     #[test]
     fn pod_spec_lists_are_keyed_by_their_markers() {
         let spec = descend(kind("", "v1", "Pod"), &["spec"]);
-        let Shape::List(elem, ListKind::Keys(keys)) = spec.field("containers").unwrap().shape(&json!([])) else {
+        let Shape::List(elem, ListKind::Keys(keys)) =
+            spec.field("containers").unwrap().shape(&json!([]))
+        else {
             panic!("containers should be a map list");
         };
         assert_eq!(keys, ["name"]);
-        let Shape::List(_, ListKind::Keys(keys)) = elem.field("ports").unwrap().shape(&json!([])) else {
+        let Shape::List(_, ListKind::Keys(keys)) = elem.field("ports").unwrap().shape(&json!([]))
+        else {
             panic!("ports should be a map list");
         };
         assert_eq!(keys, ["containerPort", "protocol"]);
-        assert!(matches!(elem.field("args").unwrap().shape(&json!([])), Shape::Leaf), "args are atomic");
-        assert!(matches!(spec.field("tolerations").unwrap().shape(&json!([])), Shape::Leaf));
-        assert!(matches!(spec.field("nodeSelector").unwrap().shape(&json!({})), Shape::Leaf), "atomic map");
+        assert!(
+            matches!(elem.field("args").unwrap().shape(&json!([])), Shape::Leaf),
+            "args are atomic"
+        );
+        assert!(matches!(
+            spec.field("tolerations").unwrap().shape(&json!([])),
+            Shape::Leaf
+        ));
+        assert!(
+            matches!(
+                spec.field("nodeSelector").unwrap().shape(&json!({})),
+                Shape::Leaf
+            ),
+            "atomic map"
+        );
     }
 
     #[test]
     fn maps_structs_and_atomic_structs() {
         let meta = descend(kind("apps", "v1", "Deployment"), &["metadata"]);
         assert!(matches!(meta.shape(&json!({})), Shape::Struct));
-        assert!(matches!(meta.field("labels").unwrap().shape(&json!({})), Shape::Map(_)));
-        assert!(matches!(meta.field("finalizers").unwrap().shape(&json!([])), Shape::List(_, ListKind::Set)));
+        assert!(matches!(
+            meta.field("labels").unwrap().shape(&json!({})),
+            Shape::Map(_)
+        ));
+        assert!(matches!(
+            meta.field("finalizers").unwrap().shape(&json!([])),
+            Shape::List(_, ListKind::Set)
+        ));
         let spec = descend(kind("apps", "v1", "Deployment"), &["spec"]);
-        assert!(matches!(spec.field("selector").unwrap().shape(&json!({})), Shape::Leaf), "LabelSelector is atomic");
-        assert!(matches!(spec.field("replicas").unwrap().shape(&json!(1)), Shape::Leaf));
+        assert!(
+            matches!(
+                spec.field("selector").unwrap().shape(&json!({})),
+                Shape::Leaf
+            ),
+            "LabelSelector is atomic"
+        );
+        assert!(matches!(
+            spec.field("replicas").unwrap().shape(&json!(1)),
+            Shape::Leaf
+        ));
         assert!(spec.field("nope").is_none());
         // A property-level granular marker wins over the referenced schema's atomic one.
         let pv = descend(kind("", "v1", "PersistentVolume"), &["spec"]);
-        assert!(matches!(pv.field("claimRef").unwrap().shape(&json!({})), Shape::Struct));
+        assert!(matches!(
+            pv.field("claimRef").unwrap().shape(&json!({})),
+            Shape::Struct
+        ));
         // Values that do not fit the schema are leaves.
         assert!(matches!(spec.shape(&json!("x")), Shape::Leaf));
     }

@@ -41,7 +41,11 @@ struct Indexed<'v> {
 
 fn index_items<'v>(kind: &ListKind<'_>, list: &'v [Value]) -> Indexed<'v> {
     let mut seen = BTreeSet::new();
-    let mut out = Indexed { items: Vec::with_capacity(list.len()), errors: Vec::new(), duplicates: Vec::new() };
+    let mut out = Indexed {
+        items: Vec::with_capacity(list.len()),
+        errors: Vec::new(),
+        duplicates: Vec::new(),
+    };
     for (i, item) in list.iter().enumerate() {
         match item_element(kind, i, item) {
             Ok(pe) => {
@@ -61,7 +65,14 @@ fn index_items<'v>(kind: &ListKind<'_>, list: &'v [Value]) -> Indexed<'v> {
 /// fields the schema does not declare, unkeyable and duplicate list elements are errors (as
 /// for an applied configuration); otherwise unknown fields are owned as a whole.
 pub fn to_field_set(schema: Schema<'_>, v: &Value, strict: bool) -> Result<FieldSet, Vec<String>> {
-    fn walk(s: Schema<'_>, v: &Value, path: &mut Path, out: &mut FieldSet, errs: &mut Vec<String>, strict: bool) {
+    fn walk(
+        s: Schema<'_>,
+        v: &Value,
+        path: &mut Path,
+        out: &mut FieldSet,
+        errs: &mut Vec<String>,
+        strict: bool,
+    ) {
         match s.shape(v) {
             Shape::Leaf => out.insert(path.clone()),
             Shape::Struct => {
@@ -69,7 +80,10 @@ pub fn to_field_set(schema: Schema<'_>, v: &Value, strict: bool) -> Result<Field
                     path.push(PathElement::Field(k.clone()));
                     match s.field(k) {
                         Some(fs) => walk(fs, child, path, out, errs, strict),
-                        None if strict => errs.push(format!("{}: field not declared in schema", path_string(path))),
+                        None if strict => errs.push(format!(
+                            "{}: field not declared in schema",
+                            path_string(path)
+                        )),
                         None => out.insert(path.clone()),
                     }
                     path.pop();
@@ -89,7 +103,12 @@ pub fn to_field_set(schema: Schema<'_>, v: &Value, strict: bool) -> Result<Field
                 if strict {
                     let at = path_string(path);
                     errs.extend(indexed.errors.iter().map(|e| format!("{at}: {e}")));
-                    errs.extend(indexed.duplicates.iter().map(|pe| format!("{at}: duplicate entries for key {pe}")));
+                    errs.extend(
+                        indexed
+                            .duplicates
+                            .iter()
+                            .map(|pe| format!("{at}: duplicate entries for key {pe}")),
+                    );
                 }
                 for (pe, item) in indexed.items {
                     path.push(pe);
@@ -123,7 +142,13 @@ pub fn compare(schema: Schema<'_>, lhs: &Value, rhs: &Value) -> Comparison {
     c
 }
 
-fn compare_at(s: Schema<'_>, lhs: Option<&Value>, rhs: Option<&Value>, path: &mut Path, c: &mut Comparison) {
+fn compare_at(
+    s: Schema<'_>,
+    lhs: Option<&Value>,
+    rhs: Option<&Value>,
+    path: &mut Path,
+    c: &mut Comparison,
+) {
     let leaf = |c: &mut Comparison, path: &Path| match (lhs, rhs) {
         (None, Some(_)) => c.added.insert(path.clone()),
         (Some(_), None) => c.removed.insert(path.clone()),
@@ -140,21 +165,38 @@ fn compare_at(s: Schema<'_>, lhs: Option<&Value>, rhs: Option<&Value>, path: &mu
         (Some(a), Some(b)) => std::mem::discriminant(a) == std::mem::discriminant(b),
         _ => true,
     };
-    if matches!(shape, Shape::Leaf) || !same_kind || (is_empty_container(lhs) && is_empty_container(rhs)) {
+    if matches!(shape, Shape::Leaf)
+        || !same_kind
+        || (is_empty_container(lhs) && is_empty_container(rhs))
+    {
         leaf(c, path);
         return;
     }
     match shape {
         Shape::Struct | Shape::Map(_) => {
-            let (l, r) = (lhs.and_then(Value::as_object), rhs.and_then(Value::as_object));
-            let keys: BTreeSet<&String> = l.into_iter().flatten().chain(r.into_iter().flatten()).map(|(k, _)| k).collect();
+            let (l, r) = (
+                lhs.and_then(Value::as_object),
+                rhs.and_then(Value::as_object),
+            );
+            let keys: BTreeSet<&String> = l
+                .into_iter()
+                .flatten()
+                .chain(r.into_iter().flatten())
+                .map(|(k, _)| k)
+                .collect();
             for k in keys {
                 let child = match &shape {
                     Shape::Map(elem) => *elem,
                     _ => s.field(k).unwrap_or(Schema::Deduced),
                 };
                 path.push(PathElement::Field(k.clone()));
-                compare_at(child, l.and_then(|m| m.get(k)), r.and_then(|m| m.get(k)), path, c);
+                compare_at(
+                    child,
+                    l.and_then(|m| m.get(k)),
+                    r.and_then(|m| m.get(k)),
+                    path,
+                    c,
+                );
                 path.pop();
             }
         }
@@ -162,8 +204,10 @@ fn compare_at(s: Schema<'_>, lhs: Option<&Value>, rhs: Option<&Value>, path: &mu
             let empty = Vec::new();
             let l = index_items(&kind, lhs.and_then(Value::as_array).unwrap_or(&empty));
             let r = index_items(&kind, rhs.and_then(Value::as_array).unwrap_or(&empty));
-            let lmap: BTreeMap<&PathElement, &Value> = l.items.iter().map(|(pe, v)| (pe, *v)).collect();
-            let rmap: BTreeMap<&PathElement, &Value> = r.items.iter().map(|(pe, v)| (pe, *v)).collect();
+            let lmap: BTreeMap<&PathElement, &Value> =
+                l.items.iter().map(|(pe, v)| (pe, *v)).collect();
+            let rmap: BTreeMap<&PathElement, &Value> =
+                r.items.iter().map(|(pe, v)| (pe, *v)).collect();
             for (pe, rv) in &r.items {
                 path.push(pe.clone());
                 compare_at(elem, lmap.get(pe).copied(), Some(rv), path, c);
@@ -234,13 +278,24 @@ fn merge_list(elem: Schema<'_>, kind: &ListKind<'_>, lhs: &[Value], rhs: &[Value
         let mut seen = BTreeSet::new();
         list.iter()
             .enumerate()
-            .map(|(i, v)| item_element(kind, i, v).ok().filter(|pe| seen.insert(pe.clone())))
+            .map(|(i, v)| {
+                item_element(kind, i, v)
+                    .ok()
+                    .filter(|pe| seen.insert(pe.clone()))
+            })
             .collect()
     };
     let (lk, rk) = (keyed(lhs), keyed(rhs));
-    let lpos: BTreeMap<&PathElement, usize> = lk.iter().enumerate().filter_map(|(i, k)| k.as_ref().map(|k| (k, i))).collect();
+    let lpos: BTreeMap<&PathElement, usize> = lk
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| k.as_ref().map(|k| (k, i)))
+        .collect();
     let rset: BTreeSet<&PathElement> = rk.iter().flatten().collect();
-    let shared = |k: &Option<PathElement>| k.as_ref().is_some_and(|k| lpos.contains_key(k) && rset.contains(k));
+    let shared = |k: &Option<PathElement>| {
+        k.as_ref()
+            .is_some_and(|k| lpos.contains_key(k) && rset.contains(k))
+    };
 
     // Live-only elements, grouped after the shared element they follow (None: before any).
     let mut trailing: BTreeMap<Option<&PathElement>, Vec<&Value>> = BTreeMap::new();
@@ -252,7 +307,12 @@ fn merge_list(elem: Schema<'_>, kind: &ListKind<'_>, lhs: &[Value], rhs: &[Value
             trailing.entry(anchor).or_default().push(v);
         }
     }
-    let mut out: Vec<Value> = trailing.remove(&None).into_iter().flatten().cloned().collect();
+    let mut out: Vec<Value> = trailing
+        .remove(&None)
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
     for (k, rv) in rk.iter().zip(rhs) {
         if shared(k) {
             let key = k.as_ref().expect("shared elements are keyed");
@@ -274,7 +334,13 @@ pub fn remove_where(
     remove: &dyn Fn(&Path, bool) -> bool,
     descend: &dyn Fn(&Path) -> bool,
 ) {
-    fn walk(s: Schema<'_>, v: &mut Value, path: &mut Path, remove: &dyn Fn(&Path, bool) -> bool, descend: &dyn Fn(&Path) -> bool) {
+    fn walk(
+        s: Schema<'_>,
+        v: &mut Value,
+        path: &mut Path,
+        remove: &dyn Fn(&Path, bool) -> bool,
+        descend: &dyn Fn(&Path) -> bool,
+    ) {
         let shape = s.shape(v);
         match shape {
             Shape::Leaf => {}
@@ -361,8 +427,12 @@ mod tests {
         });
         let got = to_field_set(deploy(), &obj, true).unwrap();
         let want = set(&[
-            "apiVersion", "kind", "metadata.name", "metadata.labels.app",
-            "spec.replicas", "spec.selector",
+            "apiVersion",
+            "kind",
+            "metadata.name",
+            "metadata.labels.app",
+            "spec.replicas",
+            "spec.selector",
             "spec.template.spec.containers[name=web]",
             "spec.template.spec.containers[name=web].name",
             "spec.template.spec.containers[name=web].image",
@@ -377,9 +447,22 @@ mod tests {
     fn strict_field_sets_reject_unknown_fields_and_duplicates() {
         let obj = json!({"spec": {"foo": 1, "template": {"spec": {"containers": [{"name": "a"}, {"name": "a"}, {"image": "x"}]}}}});
         let errs = to_field_set(deploy(), &obj, true).unwrap_err();
-        assert!(errs.contains(&".spec.foo: field not declared in schema".to_string()), "{errs:?}");
-        assert!(errs.iter().any(|e| e == r#".spec.template.spec.containers: duplicate entries for key [name="a"]"#), "{errs:?}");
-        assert!(errs.iter().any(|e| e.contains("element 2: associative list with keys has an element that omits key field \"name\"")), "{errs:?}");
+        assert!(
+            errs.contains(&".spec.foo: field not declared in schema".to_string()),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e
+                    == r#".spec.template.spec.containers: duplicate entries for key [name="a"]"#),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.contains(
+                "element 2: associative list with keys has an element that omits key field \"name\""
+            )),
+            "{errs:?}"
+        );
         assert!(to_field_set(deploy(), &json!({"spec": {"foo": 1}}), false).is_ok());
     }
 
@@ -392,10 +475,13 @@ mod tests {
         assert_eq!(c.modified, set(&["spec.replicas"]));
         assert_eq!(
             c.added,
-            set(&["metadata.labels", "metadata.labels.k",
+            set(&[
+                "metadata.labels",
+                "metadata.labels.k",
                 "spec.template.spec.containers[name=b]",
                 "spec.template.spec.containers[name=b].name",
-                "spec.template.spec.containers[name=b].image"])
+                "spec.template.spec.containers[name=b].image"
+            ])
         );
         assert!(c.removed.is_empty());
         let back = compare(deploy(), &new, &old);
@@ -411,30 +497,61 @@ mod tests {
             {"name": "new", "image": "n"}, {"name": "a", "image": "y", "args": ["3"]}]}}}});
         let m = merge(deploy(), &live, &cfg);
         assert_eq!(m["spec"]["replicas"], 3);
-        assert_eq!(m["spec"]["selector"], json!({"matchLabels": {"a": "1"}}), "atomic selector is replaced");
-        let names: Vec<&str> = m["spec"]["template"]["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            m["spec"]["selector"],
+            json!({"matchLabels": {"a": "1"}}),
+            "atomic selector is replaced"
+        );
+        let names: Vec<&str> = m["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["new", "a", "side"]);
-        assert_eq!(m["spec"]["template"]["spec"]["containers"][1], json!({"name": "a", "image": "y", "args": ["3"]}));
+        assert_eq!(
+            m["spec"]["template"]["spec"]["containers"][1],
+            json!({"name": "a", "image": "y", "args": ["3"]})
+        );
     }
 
     #[test]
     fn null_is_an_empty_container_but_a_scalar_value() {
         let cfg = json!({"metadata": {"labels": null}, "spec": {"replicas": null}});
-        assert_eq!(to_field_set(deploy(), &cfg, true).unwrap(), set(&["spec.replicas"]));
+        assert_eq!(
+            to_field_set(deploy(), &cfg, true).unwrap(),
+            set(&["spec.replicas"])
+        );
         let live = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"replicas": 2}});
         let m = merge(deploy(), &live, &cfg);
-        assert_eq!(m["metadata"]["labels"], json!({"a": "1"}), "null leaves a granular map alone");
+        assert_eq!(
+            m["metadata"]["labels"],
+            json!({"a": "1"}),
+            "null leaves a granular map alone"
+        );
         assert_eq!(m["spec"]["replicas"], Value::Null, "null replaces a scalar");
-        let c = compare(deploy(), &json!({"spec": {"template": {"spec": {"containers": null}}}}),
-            &json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}}));
-        assert_eq!(c.added, set(&["spec.template.spec.containers[name=a]", "spec.template.spec.containers[name=a].name"]));
+        let c = compare(
+            deploy(),
+            &json!({"spec": {"template": {"spec": {"containers": null}}}}),
+            &json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}}),
+        );
+        assert_eq!(
+            c.added,
+            set(&[
+                "spec.template.spec.containers[name=a]",
+                "spec.template.spec.containers[name=a].name"
+            ])
+        );
     }
 
     #[test]
     fn removal_by_predicate_drops_emptied_containers() {
-        let mut v = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"replicas": 1, "paused": true}});
+        let mut v =
+            json!({"metadata": {"labels": {"a": "1"}}, "spec": {"replicas": 1, "paused": true}});
         let doomed = set(&["metadata.labels.a", "spec.paused"]);
-        remove_where(deploy(), &mut v, &|p, _| doomed.contains(p), &|p| doomed.has_descendant(p));
+        remove_where(deploy(), &mut v, &|p, _| doomed.contains(p), &|p| {
+            doomed.has_descendant(p)
+        });
         assert_eq!(v, json!({"spec": {"replicas": 1}}));
     }
 }
