@@ -102,6 +102,9 @@ pub enum ApiError {
     /// 422: `kind` is the object's Kind.
     #[error("{} \"{}\" is invalid: {}", qualified_kind(.kind, &.target.group), .target.name, causes_summary(.causes))]
     Invalid { kind: String, target: Target, causes: Vec<Cause> },
+    /// 409 from server-side apply: fields owned by other managers (causes say which).
+    #[error("{message}")]
+    ApplyConflict { message: String, causes: Vec<Cause> },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -124,6 +127,10 @@ pub enum ApiError {
     ServiceUnavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// 500 without a reason: an error upstream does not classify (it answers with the bare
+    /// message, as for server-side apply's schema errors).
+    #[error("{0}")]
+    Unknown(String),
     /// 429/504-style "try again" from storage contention.
     #[error("{0}")]
     Unauthorized(String),
@@ -170,7 +177,7 @@ impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             ApiError::NotFound(_) => 404,
-            ApiError::AlreadyExists(_) | ApiError::Conflict { .. } => 409,
+            ApiError::AlreadyExists(_) | ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => 409,
             ApiError::Invalid { .. } => 422,
             ApiError::BadRequest(_) => 400,
             ApiError::Unauthorized(_) => 401,
@@ -183,7 +190,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => 429,
             ApiError::Timeout(_) => 504,
             ApiError::ServiceUnavailable(_) => 503,
-            ApiError::Internal(_) => 500,
+            ApiError::Internal(_) | ApiError::Unknown(_) => 500,
         }
     }
 
@@ -191,7 +198,7 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => "NotFound",
             ApiError::AlreadyExists(_) => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Unauthorized(_) => "Unauthorized",
@@ -205,6 +212,7 @@ impl ApiError {
             ApiError::Timeout(_) => "Timeout",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
+            ApiError::Unknown(_) => "",
         }
     }
 
@@ -219,6 +227,9 @@ impl ApiError {
             "reason": self.reason(),
             "code": self.code(),
         });
+        if self.reason().is_empty() {
+            status.as_object_mut().map(|s| s.remove("reason"));
+        }
         let details = match self {
             ApiError::NotFound(t) | ApiError::AlreadyExists(t) | ApiError::Conflict { target: t, .. } => {
                 if t.name.is_empty() && t.resource.is_empty() {
@@ -232,6 +243,9 @@ impl ApiError {
                 "name": target.name,
                 "group": target.group,
                 "kind": kind,
+                "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
+            })),
+            ApiError::ApplyConflict { causes, .. } => Some(json!({
                 "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
             })),
             _ => None,

@@ -127,7 +127,7 @@ pub fn write_options(method: &http::Method, query: &std::collections::HashMap<St
     } else {
         Mode::from_query(query.get("fieldValidation").map(String::as_str), options_kind)?
     };
-    Ok(WriteOptions { dry_run, field_validation, warnings: Warnings::default() })
+    Ok(WriteOptions { dry_run, field_validation, warnings: Warnings::default(), ..Default::default() })
 }
 
 /// Decode a create or update body, checking it for unknown and duplicate fields as the

@@ -256,7 +256,7 @@ impl App {
         let services = self.core("services").list_all().await.map_err(AppError::Bootstrap)?;
         self.allocator.load(services.iter());
         self.allocator.reserve_kubernetes_ip();
-        let opts = WriteOptions::default();
+        let opts = WriteOptions { field_manager: Some("kube-apiserver".into()), ..Default::default() };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             match self.core("namespaces").create(None, obj, &opts).await {
@@ -543,7 +543,8 @@ impl App {
             let answer = self.review(store, ns, obj, ctx.user.as_ref()).await?;
             return Ok(json_response(201, &answer));
         }
-        let opts = crate::fieldvalidation::write_options(&method, &ctx.query)?;
+        let mut opts = crate::fieldvalidation::write_options(&method, &ctx.query)?;
+        opts.field_manager = crate::fieldmanager::request_manager(&method, &ctx.query, req.headers())?;
         let result = match (&method, ctx.path.name.as_deref()) {
             (&Method::GET, Some(name)) => {
                 let obj = if ctx.query.get("resourceVersion").is_some_and(|v| v == "0") {
@@ -575,8 +576,17 @@ impl App {
             }
             (&Method::PATCH, Some(name)) => {
                 let (body, ct) = self.read_body(req).await?;
-                let obj = self.patch(store, ns, name, Part::Main, &body, &ct, &opts).await?;
-                Ok(self.render_object(200, &obj, ctx))
+                if ct == crate::fieldmanager::APPLY_PATCH {
+                    let force = truthy(ctx.query.get("force"));
+                    if store.info.namespaced && matches!(store.get(ns, name).await, Err(ApiError::NotFound(_))) {
+                        self.check_namespace_open(ns.unwrap_or("default")).await?;
+                    }
+                    let (obj, created) = crate::fieldmanager::apply_request(store, ns, name, Part::Main, &body, &opts, force).await?;
+                    Ok(self.render_object(if created { 201 } else { 200 }, &obj, ctx))
+                } else {
+                    let obj = self.patch(store, ns, name, Part::Main, &body, &ct, &opts).await?;
+                    Ok(self.render_object(200, &obj, ctx))
+                }
             }
             (&Method::DELETE, Some(name)) => {
                 let (body, ct) = self.read_body(req).await?;
@@ -617,7 +627,16 @@ impl App {
     ) -> Result<Response<Body>, ApiError> {
         let store = ctx.store;
         let method = req.method().clone();
-        let opts = WriteOptions { dry_run: ctx.query.get("dryRun").is_some_and(|v| v == "All"), ..Default::default() };
+        let field_manager = match sub {
+            "status" | "scale" | "finalize" => crate::fieldmanager::request_manager(&method, &ctx.query, req.headers())?,
+            _ => None,
+        };
+        let opts = WriteOptions {
+            dry_run: ctx.query.get("dryRun").is_some_and(|v| v == "All"),
+            field_manager,
+            subresource: sub.to_string(),
+            ..Default::default()
+        };
         match (sub, &method) {
             ("status", &Method::GET) => Ok(self.render_object(200, &store.get(ns, name).await?, ctx)),
             ("status" | "finalize", &Method::PUT) => {
@@ -629,6 +648,11 @@ impl App {
             }
             ("status", &Method::PATCH) => {
                 let (body, ct) = self.read_body(req).await?;
+                if ct == crate::fieldmanager::APPLY_PATCH {
+                    let force = truthy(ctx.query.get("force"));
+                    let (obj, _) = crate::fieldmanager::apply_request(store, ns, name, Part::Status, &body, &opts, force).await?;
+                    return Ok(self.render_object(200, &obj, ctx));
+                }
                 let obj = self.patch(store, ns, name, Part::Status, &body, &ct, &opts).await?;
                 Ok(self.render_object(200, &obj, ctx))
             }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod defaults;
 pub mod discovery;
 pub mod errors;
+pub mod fieldmanager;
 pub mod fieldvalidation;
 pub mod handler;
 pub mod metrics;

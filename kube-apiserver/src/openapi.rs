@@ -178,6 +178,11 @@ pub fn schema_name(group: &str, version: &str, kind: &str) -> Option<String> {
         .map(|k| (k.name)().into_owned())
 }
 
+/// The definition name (a key of [`schemas`]) of `group/version, Kind=kind`.
+pub fn kind_schema_name(group: &str, version: &str, kind: &str) -> Option<String> {
+    schema_name(group, version, kind)
+}
+
 /// One serialized document and the hash clients cache it by.
 struct Document {
     bytes: Bytes,

@@ -26,6 +26,10 @@ pub struct WriteOptions {
     pub field_validation: crate::fieldvalidation::Mode,
     /// Warnings for the client, sent back as `Warning` headers.
     pub warnings: Warnings,
+    /// Who writes, for `metadata.managedFields`; `None` leaves them as they are.
+    pub field_manager: Option<String>,
+    /// The subresource a main-resource write comes through (`scale`), recorded with the manager.
+    pub subresource: String,
 }
 
 /// Warnings gathered while serving one request (shared by the clones of its options).
@@ -343,6 +347,10 @@ impl Store {
         if generate {
             meta::meta_mut(&mut obj).insert("name".into(), Value::String(meta::generate_name(&prefix)));
         }
+        // Ownership covers the decoded, defaulted object, not what admission or the strategy
+        // add (as upstream's create handler records it before the registry runs).
+        meta::prune_meta(&mut obj);
+        crate::fieldmanager::track_write(self.info, Part::Main, None, &mut obj, opts);
         self.strategy.admit(&mut obj).await?;
         self.strategy.prepare_for_create(&mut obj);
         // Upstream defaults what it reads back from storage too, which covers what
@@ -589,6 +597,7 @@ impl Store {
             let mut new = self.decode_body(desired)?;
             self.set_namespace(&mut new, ns)?;
             self.prepare_update(&mut new, &old, part)?;
+            crate::fieldmanager::track_write(self.info, part, Some(&old), &mut new, opts);
             self.strategy.before_update(&mut new, &old, opts.dry_run).await?;
             if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() && !self.keeps_while_finalizing(&new) {
                 // The last finalizer is gone: the object goes away now.
@@ -638,7 +647,12 @@ impl Store {
         match part {
             Part::Status => {
                 let status = new.get("status").cloned();
+                // Server-side apply of status brings its own managedFields.
+                let managed = new["metadata"].get("managedFields").cloned();
                 *new = old.clone();
+                if let Some(m) = managed {
+                    meta::meta_mut(new).insert("managedFields".into(), m);
+                }
                 match status {
                     Some(s) => new["status"] = s,
                     None => {
