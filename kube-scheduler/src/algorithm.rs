@@ -82,6 +82,7 @@ impl ScheduleError {
 
 /// Run filters across the nodes starting at `*next_start`; returns feasible node indices and
 /// the statuses of rejected nodes.
+#[allow(clippy::too_many_arguments)]
 fn find_nodes_that_pass_filters(
     fwk: &Framework,
     state: &CycleState,
@@ -106,7 +107,7 @@ fn find_nodes_that_pass_filters(
     let start = if candidates.is_some() { 0 } else { *next_start % n };
     let mut processed = 0;
     for i in 0..n {
-        let idx = if candidates.is_some() { indices[i] } else { (start + i) % n };
+        let idx = indices.get(i).copied().unwrap_or((start + i) % n);
         let node = &snap.nodes[idx];
         if node.node.is_none() {
             continue;
@@ -156,8 +157,10 @@ pub fn select_host(scores: &[(usize, i64)]) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-/// Decide where `pod` goes. `percentage` is the global percentageOfNodesToScore (the
+/// Decide where `pod` goes.
+/// `percentage` is the global percentageOfNodesToScore (the
 /// profile's own setting wins when present).
+#[allow(clippy::result_large_err)]
 pub fn schedule_pod(
     fwk: &Framework,
     state: &mut CycleState,

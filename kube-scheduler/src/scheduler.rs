@@ -37,6 +37,9 @@ pub enum SchedulerError {
     Framework(#[from] crate::framework::runtime::FrameworkError),
 }
 
+/// Binding requests in flight at most.
+pub const MAX_IN_FLIGHT_BINDS: usize = 64;
+
 /// Start a reflector for `K` in the background and return its store.
 fn spawn_reflector<K>(api: Api<K>) -> Store<K>
 where
@@ -118,6 +121,9 @@ pub struct Scheduler {
     next_start: Mutex<usize>,
     pods_synced: AtomicBool,
     nodes_synced: AtomicBool,
+    /// Bounds in-flight binding requests (the client speaks HTTP/1.1: one connection each);
+    /// the scheduling loop waits for a permit, so binds apply backpressure to it.
+    bind_permits: Arc<Semaphore>,
     /// Other informer stores; kept so the plugins' views stay alive.
     _ctx: PluginContext,
 }
@@ -180,6 +186,7 @@ impl Scheduler {
             next_start: Mutex::new(0),
             pods_synced: AtomicBool::new(false),
             nodes_synced: AtomicBool::new(false),
+            bind_permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT_BINDS)),
             _ctx: ctx,
         }))
     }
@@ -407,7 +414,7 @@ impl Scheduler {
                 tick.tick().await;
                 q.flush_backoff_completed();
                 n += 1;
-                if n % 30 == 0 {
+                if n.is_multiple_of(30) {
                     q.flush_unschedulable_leftover();
                 }
             }
@@ -486,8 +493,12 @@ impl Scheduler {
         match outcome {
             Outcome::Skip => self.queue.done(&pod.uid),
             Outcome::Assumed(assumed, node, state) => {
+                let Ok(permit) = self.bind_permits.clone().acquire_owned().await else { return };
                 let this = self.clone();
-                tokio::spawn(async move { this.bind(fwk, qpi, assumed, node, state, start).await });
+                tokio::spawn(async move {
+                    this.bind(fwk, qpi, assumed, node, state, start).await;
+                    drop(permit);
+                });
             }
             Outcome::Unschedulable(fe, post) => {
                 self.metrics.attempt(&profile, "unschedulable", start.elapsed().as_secs_f64());

@@ -222,7 +222,7 @@ impl AffinityTerm {
 
     /// Whether `pod` (with its namespace's labels) is selected by this term.
     pub fn matches(&self, pod: &PodInfo, ns_labels: Option<&Labels>) -> bool {
-        let ns_ok = self.namespaces.iter().any(|n| *n == pod.namespace)
+        let ns_ok = self.namespaces.contains(&pod.namespace)
             || self.namespace_selector.as_ref().is_some_and(|s| s.matches(ns_labels.unwrap_or(&EMPTY_LABELS)));
         ns_ok && self.selector.matches(&pod.labels)
     }

@@ -44,13 +44,18 @@ pub struct InterPodAffinity {
     ignore_existing_preferred: bool,
 }
 
-type Pair = (String, String);
+/// Topology key to domain value to count (nested so lookups need no allocation).
+type Counts = HashMap<String, HashMap<String, i64>>;
+
+fn count(m: &Counts, key: &str, value: &str) -> i64 {
+    m.get(key).and_then(|v| v.get(value)).copied().unwrap_or(0)
+}
 
 #[derive(Clone, Default)]
 struct FilterState {
-    existing_anti_affinity: HashMap<Pair, i64>,
-    affinity: HashMap<Pair, i64>,
-    anti_affinity: HashMap<Pair, i64>,
+    existing_anti_affinity: Counts,
+    affinity: Counts,
+    anti_affinity: Counts,
     ns_labels: Labels,
 }
 
@@ -59,12 +64,16 @@ struct ScoreState {
     topology_score: HashMap<String, HashMap<String, i64>>,
 }
 
-fn bump(m: &mut HashMap<Pair, i64>, key: &str, node: &NodeInfo, by: i64) {
+fn bump(m: &mut Counts, key: &str, node: &NodeInfo, by: i64) {
     if let Some(v) = node.labels.get(key) {
-        let e = m.entry((key.to_string(), v.clone())).or_default();
+        let vals = m.entry(key.to_string()).or_default();
+        let e = vals.entry(v.clone()).or_default();
         *e += by;
         if *e == 0 {
-            m.remove(&(key.to_string(), v.clone()));
+            vals.remove(v);
+            if vals.is_empty() {
+                m.remove(key);
+            }
         }
     }
 }
@@ -174,7 +183,7 @@ impl FilterPlugin for InterPodAffinity {
         for t in &pod.required_affinity {
             match node.labels.get(&t.topology_key) {
                 Some(v) => {
-                    if s.affinity.get(&(t.topology_key.clone(), v.clone())).copied().unwrap_or(0) <= 0 {
+                    if count(&s.affinity, &t.topology_key, v) <= 0 {
                         pods_exist = false;
                     }
                 }
@@ -182,18 +191,21 @@ impl FilterPlugin for InterPodAffinity {
             }
         }
         // The first pod of a group with affinity to itself may go anywhere.
-        if !pods_exist && !(s.affinity.is_empty() && matches_all(&pod.required_affinity, pod, Some(&s.ns_labels))) {
+        let first_of_group = s.affinity.is_empty() && matches_all(&pod.required_affinity, pod, Some(&s.ns_labels));
+        if !pods_exist && !first_of_group {
             return Status::unresolvable(ERR_AFFINITY);
         }
         for t in &pod.required_anti_affinity {
             if let Some(v) = node.labels.get(&t.topology_key)
-                && s.anti_affinity.get(&(t.topology_key.clone(), v.clone())).copied().unwrap_or(0) > 0
+                && count(&s.anti_affinity, &t.topology_key, v) > 0
             {
                 return Status::unschedulable(ERR_ANTI_AFFINITY);
             }
         }
-        for ((k, v), c) in &s.existing_anti_affinity {
-            if *c > 0 && node.labels.get(k) == Some(v) {
+        for (k, vals) in &s.existing_anti_affinity {
+            if let Some(v) = node.labels.get(k)
+                && vals.get(v).copied().unwrap_or(0) > 0
+            {
                 return Status::unschedulable(ERR_EXISTING_ANTI_AFFINITY);
             }
         }
