@@ -400,7 +400,7 @@ mod tests {
     use crate::testing::{PodBuilder, pod_info};
 
     fn queue(initial: Duration) -> SchedulingQueue {
-        let less: LessFn = Arc::new(|a, b| crate::plugins::priority_sort::less(a, b));
+        let less: LessFn = Arc::new(crate::plugins::priority_sort::less);
         let pre: PreEnqueueFn = Arc::new(|p: &PodInfo| {
             if p.labels.contains_key("gated") { Status::unresolvable("gated").with_plugin("SchedulingGates") } else { Status::success() }
         });

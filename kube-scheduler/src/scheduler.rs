@@ -38,7 +38,7 @@ pub enum SchedulerError {
 }
 
 /// Binding requests in flight at most.
-pub const MAX_IN_FLIGHT_BINDS: usize = 64;
+pub const MAX_IN_FLIGHT_BINDS: usize = 256;
 
 /// Start a reflector for `K` in the background and return its store.
 fn spawn_reflector<K>(api: Api<K>) -> Store<K>

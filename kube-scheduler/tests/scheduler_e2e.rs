@@ -111,7 +111,6 @@ async fn node_selector_affinity_and_taints() {
         msg,
         "0/3 nodes are available: 1 node(s) had untolerated taint {gpu: true}, 2 node(s) didn't satisfy plugin(s) [NodeAffinity]. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.."
     );
-    let mut p = p;
     p["metadata"]["name"] = json!("tolerates-gpu");
     p["spec"]["tolerations"] = json!([{"key": "gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]);
     create_pod(&client, p).await;

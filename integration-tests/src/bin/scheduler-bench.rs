@@ -57,6 +57,8 @@ struct Result_ {
     p50: Duration,
     p99: Duration,
     peak_per_sec: usize,
+    scheduler_cpu: f64,
+    apiserver_cpu: f64,
 }
 
 fn node_json(i: usize) -> Value {
@@ -124,6 +126,16 @@ where
 }
 
 struct SchedulerChild(std::process::Child);
+
+/// User+system CPU seconds a process has used so far (Linux /proc; 0 when unavailable).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
 
 impl Drop for SchedulerChild {
     fn drop(&mut self) {
@@ -240,18 +252,22 @@ async fn run_workload(args: &Args, workload: &str, backlog: bool) -> anyhow::Res
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let mut start = Instant::now();
-    let _child;
+    let _child: SchedulerChild;
     if backlog {
         create_pods(args, workload, &ns, pods.clone(), created_at.clone()).await?;
         eprintln!("[{workload}] {} pods created in {:.1?}", args.pods, start.elapsed());
         _child = start_scheduler(&server).await?;
         start = Instant::now();
     } else {
+        // (CPU baselines are taken right after this if/else.)
         _child = start_scheduler(&server).await?;
         start = Instant::now();
         create_pods(args, workload, &ns, pods.clone(), created_at.clone()).await?;
         eprintln!("[{workload}] {} pods created in {:.1?}", args.pods, start.elapsed());
     }
+    // In streaming mode the baselines include the creation phase; both modes include binding.
+    let sched_cpu0 = if backlog { cpu_seconds(_child.0.id()) } else { 0.0 };
+    let api_cpu0 = if backlog { server.pid().map(cpu_seconds).unwrap_or(0.0) } else { 0.0 };
     let target = args.pods;
     let _ = tokio::time::timeout(Duration::from_secs(600), done_rx.wait_for(|n| *n >= target)).await;
     let bound = bound_at.lock().unwrap().clone();
@@ -264,7 +280,11 @@ async fn run_workload(args: &Args, workload: &str, backlog: bool) -> anyhow::Res
     for b in bound.values() {
         *per_sec.entry(b.duration_since(start).as_secs()).or_default() += 1;
     }
+    let scheduler_cpu = cpu_seconds(_child.0.id()) - sched_cpu0;
+    let apiserver_cpu = server.pid().map(cpu_seconds).unwrap_or(0.0) - api_cpu0;
     let res = Result_ {
+        scheduler_cpu,
+        apiserver_cpu,
         workload: workload.to_string(),
         backlog,
         pods: args.pods,
@@ -275,7 +295,7 @@ async fn run_workload(args: &Args, workload: &str, backlog: bool) -> anyhow::Res
         peak_per_sec: per_sec.values().copied().max().unwrap_or(0),
     };
     eprintln!(
-        "[{workload}{}] bound {}/{} in {:.2?}: {:.0} pods/s (peak {}/s), p50 {:.1?} p99 {:.1?}",
+        "[{workload}{}] bound {}/{} in {:.2?}: {:.0} pods/s (peak {}/s), p50 {:.1?} p99 {:.1?}; cpu s: scheduler {:.1} apiserver {:.1}",
         if backlog { " backlog" } else { "" },
         res.bound,
         res.pods,
@@ -283,7 +303,9 @@ async fn run_workload(args: &Args, workload: &str, backlog: bool) -> anyhow::Res
         res.bound as f64 / res.elapsed.as_secs_f64(),
         res.peak_per_sec,
         res.p50,
-        res.p99
+        res.p99,
+        res.scheduler_cpu,
+        res.apiserver_cpu
     );
     Ok(res)
 }
@@ -308,7 +330,8 @@ async fn main() -> anyhow::Result<()> {
          Streaming: pods are created while the scheduler runs; throughput = pods bound / (last binding seen − first create sent), \
          latency = binding seen by a watch − create acknowledged. Backlog: all pods exist before the scheduler starts; throughput = pods bound / \
          (last binding seen − scheduler ready), i.e. the scheduler's own rate without the creation rate as a cap (latency there is queueing time, not shown).\n\n\
-         | workload | mode | pods bound | pods/s | peak pods/s (1 s bucket) | p50 latency | p99 latency |\n|---|---|---:|---:|---:|---:|---:|\n",
+         CPU = seconds of CPU used by the kube-scheduler and kube-apiserver processes during the measured window (backlog) or the whole workload (streaming).\n\n\
+         | workload | mode | pods bound | pods/s | peak pods/s (1 s bucket) | p50 latency | p99 latency | scheduler CPU s | apiserver CPU s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
         args.nodes,
         args.pods,
         args.storage,
@@ -317,7 +340,7 @@ async fn main() -> anyhow::Result<()> {
     );
     for r in &results {
         md.push_str(&format!(
-            "| {} | {} | {}/{} | {:.0} | {} | {} | {} |\n",
+            "| {} | {} | {}/{} | {:.0} | {} | {} | {} | {:.1} | {:.1} |\n",
             r.workload,
             if r.backlog { "backlog" } else { "streaming" },
             r.bound,
@@ -326,6 +349,8 @@ async fn main() -> anyhow::Result<()> {
             r.peak_per_sec,
             if r.backlog { "–".to_string() } else { format!("{:.0} ms", r.p50.as_secs_f64() * 1000.0) },
             if r.backlog { "–".to_string() } else { format!("{:.0} ms", r.p99.as_secs_f64() * 1000.0) },
+            r.scheduler_cpu,
+            r.apiserver_cpu,
         ));
     }
     println!("{md}");

@@ -27,9 +27,9 @@ pub struct NodeAffinity {
     added_preferred: Vec<(i64, NodeTerm)>,
 }
 
-/// The pod's compiled requirements, computed once per cycle in PreFilter/PreScore.
-#[derive(Clone)]
-struct Required {
+/// The pod's compiled nodeSelector and required node affinity, computed once per cycle.
+#[derive(Clone, Debug)]
+pub struct Required {
     node_selector: Labels,
     affinity: Option<CompiledNodeSelector>,
 }
@@ -40,7 +40,8 @@ struct Preferred(Vec<(i64, NodeTerm)>);
 const PRE_FILTER_KEY: &str = "PreFilterNodeAffinity";
 const PRE_SCORE_KEY: &str = "PreScoreNodeAffinity";
 
-fn required_of(pod: &PodInfo) -> Required {
+/// Compile the pod's node requirements (reuse the result across nodes).
+pub fn required_of(pod: &PodInfo) -> Required {
     let spec = pod.spec();
     let node_selector = spec.and_then(|s| s.node_selector.clone()).unwrap_or_default();
     let affinity = spec
@@ -52,16 +53,14 @@ fn required_of(pod: &PodInfo) -> Required {
 }
 
 impl Required {
+    pub fn matches_node(&self, node: &NodeInfo) -> bool {
+        self.matches(&node.name, &node.labels)
+    }
+
     fn matches(&self, node_name: &str, labels: &Labels) -> bool {
         self.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v))
             && self.affinity.as_ref().is_none_or(|a| a.matches(node_name, labels))
     }
-}
-
-/// Whether the node satisfies the pod's nodeSelector and required node affinity (also used by
-/// PodTopologySpread's node inclusion policy).
-pub fn pod_matches_node_selector_and_affinity(pod: &PodInfo, node: &NodeInfo) -> bool {
-    required_of(pod).matches(&node.name, &node.labels)
 }
 
 impl NodeAffinity {

@@ -13,7 +13,7 @@ use crate::cache::Snapshot;
 use crate::config::{ConfigError, decode_args};
 use crate::framework::*;
 use crate::plugins::PluginContext;
-use crate::plugins::node_affinity::pod_matches_node_selector_and_affinity;
+use crate::plugins::node_affinity::{Required, required_of};
 use crate::selector::{LabelSelectorExt, Selector};
 use crate::types::{LABEL_HOSTNAME, LABEL_ZONE, NodeInfo, PodInfo, find_untolerated};
 
@@ -62,8 +62,8 @@ impl Constraint {
         }
     }
 
-    fn includes_node(&self, pod: &PodInfo, node: &NodeInfo) -> bool {
-        if self.honor_affinity && !pod_matches_node_selector_and_affinity(pod, node) {
+    fn includes_node(&self, pod: &PodInfo, req: &Required, node: &NodeInfo) -> bool {
+        if self.honor_affinity && !req.matches_node(node) {
             return false;
         }
         if self.honor_taints && find_untolerated(&node.taints, &pod.tolerations, &["NoSchedule", "NoExecute"]).is_some() {
@@ -81,8 +81,9 @@ fn has_all_keys(node: &NodeInfo, cs: &[Constraint]) -> bool {
     cs.iter().all(|c| node.labels.contains_key(&c.topology_key))
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct FilterState {
+    required: Required,
     constraints: Vec<Constraint>,
     /// Per constraint: domain value to matching pod count.
     counts: Vec<HashMap<String, i64>>,
@@ -103,7 +104,7 @@ impl FilterState {
         }
         for i in 0..self.constraints.len() {
             let c = &self.constraints[i];
-            if !c.selector.matches(&other.labels) || !c.includes_node(pod, node) {
+            if !c.selector.matches(&other.labels) || !c.includes_node(pod, &self.required, node) {
                 continue;
             }
             let v = node.labels.get(&c.topology_key).cloned().unwrap_or_default();
@@ -247,19 +248,24 @@ impl PreFilterPlugin for PodTopologySpread {
             return (PreFilterResult::all(), Status::skip());
         }
         let n = constraints.len();
-        let mut s = FilterState { counts: vec![HashMap::new(); n], min: vec![0; n], constraints };
+        let mut s = FilterState { required: required_of(pod), counts: vec![HashMap::new(); n], min: vec![0; n], constraints };
         for node in &snap.nodes {
             if !has_all_keys(node, &s.constraints) {
                 continue;
             }
             for i in 0..n {
                 let c = &s.constraints[i];
-                if !c.includes_node(pod, node) {
+                if !c.includes_node(pod, &s.required, node) {
                     continue;
                 }
-                let v = node.labels.get(&c.topology_key).cloned().unwrap_or_default();
+                let v = node.labels.get(&c.topology_key).map(String::as_str).unwrap_or_default();
                 let cnt = count_matching(&node.pods, &c.selector, &pod.namespace);
-                *s.counts[i].entry(v).or_default() += cnt;
+                match s.counts[i].get_mut(v) {
+                    Some(e) => *e += cnt,
+                    None => {
+                        s.counts[i].insert(v.to_string(), cnt);
+                    }
+                }
             }
         }
         for i in 0..n {
@@ -303,6 +309,7 @@ impl PreScorePlugin for PodTopologySpread {
         if constraints.is_empty() {
             return Status::skip();
         }
+        let required = required_of(pod);
         let mut s = ScoreState { weights: vec![0.0; constraints.len()], ..Default::default() };
         let mut sizes = vec![0usize; constraints.len()];
         for n in nodes {
@@ -332,7 +339,7 @@ impl PreScorePlugin for PodTopologySpread {
                 continue;
             }
             for (i, c) in constraints.iter().enumerate() {
-                if c.topology_key == LABEL_HOSTNAME || !c.includes_node(pod, node) {
+                if c.topology_key == LABEL_HOSTNAME || !c.includes_node(pod, &required, node) {
                     continue;
                 }
                 let v = node.labels.get(&c.topology_key).cloned().unwrap_or_default();
