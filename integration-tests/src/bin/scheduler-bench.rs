@@ -129,11 +129,16 @@ struct SchedulerChild(std::process::Child);
 
 /// User+system CPU seconds a process has used so far (Linux /proc; 0 when unavailable).
 fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -181,14 +186,28 @@ async fn start_scheduler(server: &ApiServer) -> anyhow::Result<SchedulerChild> {
 
 /// Create the workload's pods from `args.creators` concurrent clients, recording when each
 /// create was acknowledged.
-async fn create_pods(args: &Args, workload: &str, ns: &str, pods: Api<Pod>, created_at: Arc<Mutex<HashMap<String, Instant>>>) -> anyhow::Result<()> {
+async fn create_pods(
+    args: &Args,
+    workload: &str,
+    ns: &str,
+    pods: Api<Pod>,
+    created_at: Arc<Mutex<HashMap<String, Instant>>>,
+) -> anyhow::Result<()> {
     let (workload, ns) = (workload.to_string(), ns.to_string());
     parallel(args.pods, args.creators, move |i| {
-        let (pods, created_at, workload, ns) = (pods.clone(), created_at.clone(), workload.clone(), ns.clone());
+        let (pods, created_at, workload, ns) = (
+            pods.clone(),
+            created_at.clone(),
+            workload.clone(),
+            ns.clone(),
+        );
         async move {
             let p: Pod = serde_json::from_value(pod_json(&workload, &ns, i))?;
             pods.create(&PostParams::default(), &p).await?;
-            created_at.lock().unwrap().insert(format!("pod-{i}"), Instant::now());
+            created_at
+                .lock()
+                .unwrap()
+                .insert(format!("pod-{i}"), Instant::now());
             Ok(())
         }
     })
@@ -196,7 +215,11 @@ async fn create_pods(args: &Args, workload: &str, ns: &str, pods: Api<Pod>, crea
 }
 
 async fn run_workload(args: &Args, workload: &str, backlog: bool) -> anyhow::Result<Result_> {
-    let opts = if args.storage == "embedded" { ApiServerOptions::embedded() } else { ApiServerOptions::own_etcd() };
+    let opts = if args.storage == "embedded" {
+        ApiServerOptions::embedded()
+    } else {
+        ApiServerOptions::own_etcd()
+    };
     let server = ApiServer::start(opts).await;
     let client = server.client().await;
 
@@ -211,19 +234,38 @@ async fn run_workload(args: &Args, workload: &str, backlog: bool) -> anyhow::Res
                 let status = v["status"].clone();
                 let n: Node = serde_json::from_value(v)?;
                 let created = nodes.create(&PostParams::default(), &n).await?;
-                if created.status.as_ref().and_then(|s| s.allocatable.as_ref()).is_none() {
-                    nodes.patch_status(&format!("node-{i}"), &PatchParams::default(), &Patch::Merge(&json!({"status": status}))).await?;
+                if created
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.allocatable.as_ref())
+                    .is_none()
+                {
+                    nodes
+                        .patch_status(
+                            &format!("node-{i}"),
+                            &PatchParams::default(),
+                            &Patch::Merge(&json!({"status": status})),
+                        )
+                        .await?;
                 }
                 Ok(())
             }
         })
         .await?;
     }
-    eprintln!("[{workload}] {} nodes created in {:.1?}", args.nodes, t.elapsed());
+    eprintln!(
+        "[{workload}] {} nodes created in {:.1?}",
+        args.nodes,
+        t.elapsed()
+    );
 
     let ns = format!("bench-{}", workload);
     let nss: Api<Namespace> = Api::all(client.clone());
-    nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?).await?;
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+    )
+    .await?;
 
     // Watch bindings.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -255,7 +297,11 @@ async fn run_workload(args: &Args, workload: &str, backlog: bool) -> anyhow::Res
     let _child: SchedulerChild;
     if backlog {
         create_pods(args, workload, &ns, pods.clone(), created_at.clone()).await?;
-        eprintln!("[{workload}] {} pods created in {:.1?}", args.pods, start.elapsed());
+        eprintln!(
+            "[{workload}] {} pods created in {:.1?}",
+            args.pods,
+            start.elapsed()
+        );
         _child = start_scheduler(&server).await?;
         start = Instant::now();
     } else {
@@ -263,22 +309,44 @@ async fn run_workload(args: &Args, workload: &str, backlog: bool) -> anyhow::Res
         _child = start_scheduler(&server).await?;
         start = Instant::now();
         create_pods(args, workload, &ns, pods.clone(), created_at.clone()).await?;
-        eprintln!("[{workload}] {} pods created in {:.1?}", args.pods, start.elapsed());
+        eprintln!(
+            "[{workload}] {} pods created in {:.1?}",
+            args.pods,
+            start.elapsed()
+        );
     }
     // In streaming mode the baselines include the creation phase; both modes include binding.
-    let sched_cpu0 = if backlog { cpu_seconds(_child.0.id()) } else { 0.0 };
-    let api_cpu0 = if backlog { server.pid().map(cpu_seconds).unwrap_or(0.0) } else { 0.0 };
+    let sched_cpu0 = if backlog {
+        cpu_seconds(_child.0.id())
+    } else {
+        0.0
+    };
+    let api_cpu0 = if backlog {
+        server.pid().map(cpu_seconds).unwrap_or(0.0)
+    } else {
+        0.0
+    };
     let target = args.pods;
-    let _ = tokio::time::timeout(Duration::from_secs(600), done_rx.wait_for(|n| *n >= target)).await;
+    let _ =
+        tokio::time::timeout(Duration::from_secs(600), done_rx.wait_for(|n| *n >= target)).await;
     let bound = bound_at.lock().unwrap().clone();
     let created = created_at.lock().unwrap().clone();
     let last = bound.values().max().copied().unwrap_or(start);
-    let mut lat: Vec<Duration> = bound.iter().filter_map(|(n, b)| created.get(n).map(|c| b.saturating_duration_since(*c))).collect();
+    let mut lat: Vec<Duration> = bound
+        .iter()
+        .filter_map(|(n, b)| created.get(n).map(|c| b.saturating_duration_since(*c)))
+        .collect();
     lat.sort();
-    let pct = |p: f64| lat.get(((lat.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        lat.get(((lat.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
     let mut per_sec: HashMap<u64, usize> = HashMap::new();
     for b in bound.values() {
-        *per_sec.entry(b.duration_since(start).as_secs()).or_default() += 1;
+        *per_sec
+            .entry(b.duration_since(start).as_secs())
+            .or_default() += 1;
     }
     let scheduler_cpu = cpu_seconds(_child.0.id()) - sched_cpu0;
     let apiserver_cpu = server.pid().map(cpu_seconds).unwrap_or(0.0) - api_cpu0;
@@ -319,7 +387,12 @@ async fn main() -> anyhow::Result<()> {
         "backlog" => &[true],
         _ => &[false, true],
     };
-    for w in args.workloads.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+    for w in args
+        .workloads
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
         for &backlog in modes {
             results.push(run_workload(&args, w, backlog).await?);
         }
@@ -347,8 +420,16 @@ async fn main() -> anyhow::Result<()> {
             r.pods,
             r.bound as f64 / r.elapsed.as_secs_f64().max(1e-9),
             r.peak_per_sec,
-            if r.backlog { "–".to_string() } else { format!("{:.0} ms", r.p50.as_secs_f64() * 1000.0) },
-            if r.backlog { "–".to_string() } else { format!("{:.0} ms", r.p99.as_secs_f64() * 1000.0) },
+            if r.backlog {
+                "–".to_string()
+            } else {
+                format!("{:.0} ms", r.p50.as_secs_f64() * 1000.0)
+            },
+            if r.backlog {
+                "–".to_string()
+            } else {
+                format!("{:.0} ms", r.p99.as_secs_f64() * 1000.0)
+            },
             r.scheduler_cpu,
             r.apiserver_cpu,
         ));
@@ -356,7 +437,10 @@ async fn main() -> anyhow::Result<()> {
     println!("{md}");
     if let Some(out) = &args.out {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out)?;
         f.write_all(md.as_bytes())?;
     }
     Ok(())
