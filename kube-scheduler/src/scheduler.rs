@@ -413,6 +413,11 @@ impl Scheduler {
                 c.set_nominated(info.clone(), nominated.as_deref());
             }
         }
+        if let Some(fwk) = self.profiles.get(&info.scheduler_name)
+            && !fwk.run_pre_enqueue(&info).is_success()
+        {
+            self.mark_gated(&info);
+        }
         self.queue.add(info);
     }
 
@@ -743,6 +748,32 @@ impl Scheduler {
         }
     }
 
+    /// Upstream's condition for pods held back by scheduling gates.
+    fn mark_gated(&self, pod: &Arc<PodInfo>) {
+        const REASON: &str = "SchedulingGated";
+        const MSG: &str = "Scheduling is blocked due to non-empty scheduling gates";
+        let current = pod
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
+        if current.is_some_and(|c| c.reason.as_deref() == Some(REASON)) {
+            return;
+        }
+        let body = json!({"status": {"conditions": merged_conditions(&pod.pod, "PodScheduled", "False", REASON, MSG)}});
+        let (client, pod) = (self.client.clone(), pod.clone());
+        tokio::spawn(async move {
+            let api: Api<Pod> = Api::namespaced(client, &pod.namespace);
+            if let Err(e) = api
+                .patch_status(&pod.name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
+                debug!(pod = %pod.key(), error = %e, "setting SchedulingGated failed");
+            }
+        });
+    }
+
     /// Requeue, emit FailedScheduling, and set PodScheduled=False (plus nominatedNodeName).
     fn handle_failure(
         self: &Arc<Self>,
@@ -754,6 +785,13 @@ impl Scheduler {
     ) {
         let pod = qpi.pod.clone();
         self.queue.requeue_failed(qpi, unschedulable);
+        {
+            // Bound meanwhile (e.g. by another scheduler): nothing to report.
+            let c = self.cache();
+            if c.contains(&pod.uid) && !c.is_assumed(&pod.uid) {
+                return;
+            }
+        }
         debug!(pod = %pod.key(), reason, message = %msg, "unable to schedule pod");
         self.events.emit(
             &pod.pod,

@@ -319,3 +319,31 @@ async fn preemption_of_a_lower_priority_pod() {
         "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
     );
 }
+
+#[tokio::test]
+async fn scheduling_gates_hold_pods_until_removed() {
+    let server = apiserver().await;
+    let client = server.client().await;
+    create_node(&client, node_json("n1", "4", "8Gi", &[], json!([]))).await;
+    let _sched = SchedulerProc::start(&server, "sched", &[]);
+    let mut p = pod_json("gated", "100m");
+    p["spec"]["schedulingGates"] = json!([{"name": "example.com/wait"}]);
+    create_pod(&client, p).await;
+    let (reason, msg) = wait_unschedulable(&client, "gated", 30).await;
+    assert_eq!(reason, "SchedulingGated");
+    assert_eq!(
+        msg,
+        "Scheduling is blocked due to non-empty scheduling gates"
+    );
+    assert!(node_of(&client, "gated").await.is_none());
+    // Removing the gate releases the pod.
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    api.patch(
+        "gated",
+        &Default::default(),
+        &kube::api::Patch::Merge(&json!({"spec": {"schedulingGates": null}})),
+    )
+    .await
+    .expect("remove gates");
+    assert_eq!(wait_bound(&client, "gated", 30).await, "n1");
+}
