@@ -272,8 +272,13 @@ start_kube_controller_manager() {
     ${KUBE_CONTROLLER_MANAGER_EXTRA_ARGS:-}
 }
 
+# Health/metrics on loopback and a free port (unless SCHEDULER_PORT is set), so two clusters
+# can run side by side; the Lease kube-system/kube-scheduler makes extra replicas standbys.
 start_kube_scheduler() {
-  start kube-scheduler "$1" --kubeconfig="$KUBECONFIG_FILE" ${KUBE_SCHEDULER_EXTRA_ARGS:-}
+  local port=${SCHEDULER_PORT:-$(free_port)}
+  start kube-scheduler "$1" --kubeconfig="$KUBECONFIG_FILE" --bind-address=127.0.0.1 \
+    --secure-port="$port" ${KUBE_SCHEDULER_EXTRA_ARGS:-}
+  log "kube-scheduler health and metrics: http://127.0.0.1:$port/healthz /metrics"
 }
 
 start_kubelet() {

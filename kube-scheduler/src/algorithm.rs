@@ -55,7 +55,12 @@ impl FitError {
         if self.num_all_nodes == 0 {
             return NO_NODES_MSG.to_string();
         }
-        let mut m = fit_error_message(self.num_all_nodes, &self.statuses, self.absent_reason.as_deref(), self.pre_filter_msg.as_deref());
+        let mut m = fit_error_message(
+            self.num_all_nodes,
+            &self.statuses,
+            self.absent_reason.as_deref(),
+            self.pre_filter_msg.as_deref(),
+        );
         if !self.post_filter_msg.is_empty() {
             m.push_str(&format!(" {}.", self.post_filter_msg));
         }
@@ -82,6 +87,7 @@ impl ScheduleError {
 
 /// Run filters across the nodes starting at `*next_start`; returns feasible node indices and
 /// the statuses of rejected nodes.
+#[allow(clippy::too_many_arguments)]
 fn find_nodes_that_pass_filters(
     fwk: &Framework,
     state: &CycleState,
@@ -94,19 +100,30 @@ fn find_nodes_that_pass_filters(
 ) -> Result<Vec<usize>, Status> {
     let all = snap.num_nodes();
     let indices: Vec<usize> = match candidates {
-        Some(names) => names.iter().filter_map(|n| snap.index.get(n).copied()).collect(),
+        Some(names) => names
+            .iter()
+            .filter_map(|n| snap.index.get(n).copied())
+            .collect(),
         None => Vec::new(),
     };
-    let n = if candidates.is_some() { indices.len() } else { all };
+    let n = if candidates.is_some() {
+        indices.len()
+    } else {
+        all
+    };
     if n == 0 {
         return Ok(Vec::new());
     }
     let to_find = num_feasible_nodes_to_find(percentage, n);
     let mut feasible = Vec::with_capacity(to_find.min(n));
-    let start = if candidates.is_some() { 0 } else { *next_start % n };
+    let start = if candidates.is_some() {
+        0
+    } else {
+        *next_start % n
+    };
     let mut processed = 0;
     for i in 0..n {
-        let idx = if candidates.is_some() { indices[i] } else { (start + i) % n };
+        let idx = indices.get(i).copied().unwrap_or((start + i) % n);
         let node = &snap.nodes[idx];
         if node.node.is_none() {
             continue;
@@ -156,8 +173,10 @@ pub fn select_host(scores: &[(usize, i64)]) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-/// Decide where `pod` goes. `percentage` is the global percentageOfNodesToScore (the
+/// Decide where `pod` goes.
+/// `percentage` is the global percentageOfNodesToScore (the
 /// profile's own setting wins when present).
+#[allow(clippy::result_large_err)]
 pub fn schedule_pod(
     fwk: &Framework,
     state: &mut CycleState,
@@ -168,13 +187,22 @@ pub fn schedule_pod(
 ) -> Result<ScheduleResult, ScheduleError> {
     let all = snap.num_nodes();
     if all == 0 {
-        return Err(ScheduleError::Fit(FitError { pre_filter_msg: Some(NO_NODES_MSG.into()), ..Default::default() }));
+        return Err(ScheduleError::Fit(FitError {
+            pre_filter_msg: Some(NO_NODES_MSG.into()),
+            ..Default::default()
+        }));
     }
-    let percentage = fwk.percentage_of_nodes_to_score.unwrap_or(global_percentage);
+    let percentage = fwk
+        .percentage_of_nodes_to_score
+        .unwrap_or(global_percentage);
     let (pre, st) = fwk.run_pre_filter(state, pod, snap);
     if !st.is_success() {
         if st.is_rejected() {
-            let statuses = snap.nodes.iter().map(|n| (n.name.clone(), st.clone())).collect();
+            let statuses = snap
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), st.clone()))
+                .collect();
             return Err(ScheduleError::Fit(FitError {
                 num_all_nodes: all,
                 statuses,
@@ -193,29 +221,66 @@ pub fn schedule_pod(
     {
         let st = fwk.run_filter_with_nominated(state, pod, &snap.nodes[idx], snap);
         if st.is_success() {
-            return Ok(ScheduleResult { node: nom.to_string(), evaluated: 1, feasible: 1 });
+            return Ok(ScheduleResult {
+                node: nom.to_string(),
+                evaluated: 1,
+                feasible: 1,
+            });
         }
     }
-    let feasible = find_nodes_that_pass_filters(fwk, state, pod, snap, pre.node_names.as_ref(), next_start, percentage, &mut statuses)
-        .map_err(ScheduleError::Internal)?;
+    let feasible = find_nodes_that_pass_filters(
+        fwk,
+        state,
+        pod,
+        snap,
+        pre.node_names.as_ref(),
+        next_start,
+        percentage,
+        &mut statuses,
+    )
+    .map_err(ScheduleError::Internal)?;
     let evaluated = statuses.len() + feasible.len();
     if feasible.is_empty() {
-        let unschedulable_plugins = statuses.values().map(|s| s.plugin).filter(|p| !p.is_empty()).collect();
-        let absent_reason = pre.node_names.as_ref().map(|_| "node(s) didn't satisfy plugin(s) [NodeAffinity]".to_string());
-        return Err(ScheduleError::Fit(FitError { num_all_nodes: all, statuses, absent_reason, unschedulable_plugins, ..Default::default() }));
+        let unschedulable_plugins = statuses
+            .values()
+            .map(|s| s.plugin)
+            .filter(|p| !p.is_empty())
+            .collect();
+        let absent_reason = pre
+            .node_names
+            .as_ref()
+            .map(|_| "node(s) didn't satisfy plugin(s) [NodeAffinity]".to_string());
+        return Err(ScheduleError::Fit(FitError {
+            num_all_nodes: all,
+            statuses,
+            absent_reason,
+            unschedulable_plugins,
+            ..Default::default()
+        }));
     }
     if feasible.len() == 1 {
-        return Ok(ScheduleResult { node: snap.nodes[feasible[0]].name.clone(), evaluated, feasible: 1 });
+        return Ok(ScheduleResult {
+            node: snap.nodes[feasible[0]].name.clone(),
+            evaluated,
+            feasible: 1,
+        });
     }
     let nodes: Vec<&NodeInfo> = feasible.iter().map(|i| &snap.nodes[*i]).collect();
     let st = fwk.run_pre_score(state, pod, &nodes, snap);
     if !st.is_success() {
         return Err(ScheduleError::Internal(st));
     }
-    let totals = fwk.run_score(state, pod, &nodes).map_err(ScheduleError::Internal)?;
+    let totals = fwk
+        .run_score(state, pod, &nodes)
+        .map_err(ScheduleError::Internal)?;
     let scored: Vec<(usize, i64)> = feasible.iter().copied().zip(totals).collect();
-    let idx = select_host(&scored).ok_or_else(|| ScheduleError::Internal(Status::error("no host selected")))?;
-    Ok(ScheduleResult { node: snap.nodes[idx].name.clone(), evaluated, feasible: feasible.len() })
+    let idx = select_host(&scored)
+        .ok_or_else(|| ScheduleError::Internal(Status::error("no host selected")))?;
+    Ok(ScheduleResult {
+        node: snap.nodes[idx].name.clone(),
+        evaluated,
+        feasible: feasible.len(),
+    })
 }
 
 #[cfg(test)]
@@ -229,7 +294,16 @@ mod tests {
         let cfg = SchedulerConfig::default_config();
         let prof = &cfg.profiles[0];
         let ctx = PluginContext::default();
-        let instances = prof.plugin_names().into_iter().map(|n| (n.clone(), crate::plugins::new_plugin(&n, None, &ctx).unwrap())).collect();
+        let instances = prof
+            .plugin_names()
+            .into_iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    crate::plugins::new_plugin(&n, None, &ctx).unwrap(),
+                )
+            })
+            .collect();
         Framework::new(prof, &instances).unwrap()
     }
 
@@ -250,9 +324,20 @@ mod tests {
         let nodes = vec![
             NodeBuilder::new("small").capacity("1", "1Gi").build(),
             NodeBuilder::new("big").capacity("8", "16Gi").build(),
-            NodeBuilder::new("tainted").capacity("8", "16Gi").taint("node-role", "master", "NoSchedule").build(),
+            NodeBuilder::new("tainted")
+                .capacity("8", "16Gi")
+                .taint("node-role", "master", "NoSchedule")
+                .build(),
         ];
-        let snap = snapshot(nodes, vec![PodBuilder::new("x").node("big").container("1", "1Gi").build()]);
+        let snap = snapshot(
+            nodes,
+            vec![
+                PodBuilder::new("x")
+                    .node("big")
+                    .container("1", "1Gi")
+                    .build(),
+            ],
+        );
         let mut start = 0;
         let pod = PodBuilder::new("p").container("500m", "256Mi").info();
         let r = schedule_pod(&fwk, &mut CycleState::default(), &pod, &snap, &mut start, 0).unwrap();
@@ -260,9 +345,22 @@ mod tests {
         assert_eq!(r.feasible, 2);
 
         let huge = PodBuilder::new("h").container("10", "1Gi").info();
-        let err = schedule_pod(&fwk, &mut CycleState::default(), &huge, &snap, &mut start, 0).unwrap_err();
-        let ScheduleError::Fit(fe) = err else { panic!("expected a fit error") };
-        assert_eq!(fe.message(), "0/3 nodes are available: 1 node(s) had untolerated taint {node-role: master}, 2 Insufficient cpu.");
+        let err = schedule_pod(
+            &fwk,
+            &mut CycleState::default(),
+            &huge,
+            &snap,
+            &mut start,
+            0,
+        )
+        .unwrap_err();
+        let ScheduleError::Fit(fe) = err else {
+            panic!("expected a fit error")
+        };
+        assert_eq!(
+            fe.message(),
+            "0/3 nodes are available: 1 node(s) had untolerated taint {node-role: master}, 2 Insufficient cpu."
+        );
         assert!(fe.unschedulable_plugins.contains("NodeResourcesFit"));
         assert!(fe.unschedulable_plugins.contains("TaintToleration"));
     }
@@ -271,14 +369,28 @@ mod tests {
     fn no_nodes() {
         let fwk = default_framework();
         let snap = snapshot(vec![], vec![]);
-        let err = schedule_pod(&fwk, &mut CycleState::default(), &PodBuilder::new("p").info(), &snap, &mut 0, 0).unwrap_err();
+        let err = schedule_pod(
+            &fwk,
+            &mut CycleState::default(),
+            &PodBuilder::new("p").info(),
+            &snap,
+            &mut 0,
+            0,
+        )
+        .unwrap_err();
         assert_eq!(err.message(), "no nodes available to schedule pods");
     }
 
     #[test]
     fn round_robin_start_advances() {
         let fwk = default_framework();
-        let nodes: Vec<_> = (0..300).map(|i| NodeBuilder::new(&format!("n{i}")).capacity("4", "8Gi").build()).collect();
+        let nodes: Vec<_> = (0..300)
+            .map(|i| {
+                NodeBuilder::new(&format!("n{i}"))
+                    .capacity("4", "8Gi")
+                    .build()
+            })
+            .collect();
         let snap = snapshot(nodes, vec![]);
         let mut start = 0;
         let pod = PodBuilder::new("p").container("100m", "").info();
@@ -307,13 +419,41 @@ mod tests {
     fn nominated_pods_reserve_room() {
         let fwk = default_framework();
         let mut cache = crate::cache::Cache::default();
-        cache.add_node(std::sync::Arc::new(NodeBuilder::new("n1").capacity("1", "1Gi").build()));
-        let nominee = PodBuilder::new("nom").priority(100).container("1", "").info();
+        cache.add_node(std::sync::Arc::new(
+            NodeBuilder::new("n1").capacity("1", "1Gi").build(),
+        ));
+        let nominee = PodBuilder::new("nom")
+            .priority(100)
+            .container("1", "")
+            .info();
         cache.set_nominated(nominee, Some("n1"));
         let low = PodBuilder::new("low").priority(1).container("1", "").info();
-        let err = schedule_pod(&fwk, &mut CycleState::default(), &low, cache.snapshot(), &mut 0, 0);
-        assert!(err.is_err(), "a lower-priority pod must not take the nominated room");
-        let higher = PodBuilder::new("hi").priority(1000).container("1", "").info();
-        assert!(schedule_pod(&fwk, &mut CycleState::default(), &higher, cache.snapshot(), &mut 0, 0).is_ok());
+        let err = schedule_pod(
+            &fwk,
+            &mut CycleState::default(),
+            &low,
+            cache.snapshot(),
+            &mut 0,
+            0,
+        );
+        assert!(
+            err.is_err(),
+            "a lower-priority pod must not take the nominated room"
+        );
+        let higher = PodBuilder::new("hi")
+            .priority(1000)
+            .container("1", "")
+            .info();
+        assert!(
+            schedule_pod(
+                &fwk,
+                &mut CycleState::default(),
+                &higher,
+                cache.snapshot(),
+                &mut 0,
+                0
+            )
+            .is_ok()
+        );
     }
 }

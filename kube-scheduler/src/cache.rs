@@ -39,7 +39,12 @@ impl Snapshot {
     pub fn nominated_for(&self, node: &str, priority: i32, except_uid: &str) -> Vec<Arc<PodInfo>> {
         self.nominated
             .get(node)
-            .map(|v| v.iter().filter(|p| p.priority >= priority && p.uid != except_uid).cloned().collect())
+            .map(|v| {
+                v.iter()
+                    .filter(|p| p.priority >= priority && p.uid != except_uid)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -100,7 +105,9 @@ impl Cache {
         if let Some(i) = self.snap.index.get(name) {
             return &mut self.snap.nodes[*i];
         }
-        self.ghosts.entry(name.to_string()).or_insert_with(|| NodeInfo::empty(name))
+        self.ghosts
+            .entry(name.to_string())
+            .or_insert_with(|| NodeInfo::empty(name))
     }
 
     fn count_images(&mut self, ni_images: &HashMap<String, i64>, delta: isize) {
@@ -124,7 +131,10 @@ impl Cache {
             self.count_images(&new, 1);
             return;
         }
-        let mut ni = self.ghosts.remove(&name).unwrap_or_else(|| NodeInfo::empty(&name));
+        let mut ni = self
+            .ghosts
+            .remove(&name)
+            .unwrap_or_else(|| NodeInfo::empty(&name));
         ni.set_node(node);
         let imgs = ni.images.clone();
         self.count_images(&imgs, 1);
@@ -137,7 +147,9 @@ impl Cache {
     }
 
     pub fn remove_node(&mut self, name: &str) {
-        let Some(i) = self.snap.index.remove(name) else { return };
+        let Some(i) = self.snap.index.remove(name) else {
+            return;
+        };
         let mut ni = self.snap.nodes.swap_remove(i);
         if i < self.snap.nodes.len() {
             let moved = self.snap.nodes[i].name.clone();
@@ -162,7 +174,13 @@ impl Cache {
             self.cleanup_ghost(&node);
         }
         self.remove_nomination(&pod.uid);
-        self.pods.insert(pod.uid.clone(), PodState { node: pod.node_name.clone(), assumed: false });
+        self.pods.insert(
+            pod.uid.clone(),
+            PodState {
+                node: pod.node_name.clone(),
+                assumed: false,
+            },
+        );
         let node = pod.node_name.clone();
         self.node_info_mut(&node).add_pod(pod);
     }
@@ -195,7 +213,13 @@ impl Cache {
             return Err(CacheError::AlreadyPresent(pod.key()));
         }
         self.remove_nomination(&pod.uid);
-        self.pods.insert(pod.uid.clone(), PodState { node: pod.node_name.clone(), assumed: true });
+        self.pods.insert(
+            pod.uid.clone(),
+            PodState {
+                node: pod.node_name.clone(),
+                assumed: true,
+            },
+        );
         let node = pod.node_name.clone();
         self.node_info_mut(&node).add_pod(pod);
         Ok(())
@@ -221,8 +245,13 @@ impl Cache {
     pub fn set_nominated(&mut self, pod: Arc<PodInfo>, node: Option<&str>) {
         self.remove_nomination(&pod.uid);
         if let Some(node) = node.filter(|n| !n.is_empty()) {
-            self.nominated_by_uid.insert(pod.uid.clone(), node.to_string());
-            self.snap.nominated.entry(node.to_string()).or_default().push(pod);
+            self.nominated_by_uid
+                .insert(pod.uid.clone(), node.to_string());
+            self.snap
+                .nominated
+                .entry(node.to_string())
+                .or_default()
+                .push(pod);
         }
     }
 
@@ -266,7 +295,10 @@ mod tests {
         c.assume(Arc::new(p.assumed_on("n1"))).unwrap();
         assert!(c.is_assumed("u1"));
         assert_eq!(c.snapshot().get("n1").unwrap().requested.milli_cpu, 1000);
-        assert!(c.assume(Arc::new(p.assumed_on("n1"))).is_err(), "double assume is refused");
+        assert!(
+            c.assume(Arc::new(p.assumed_on("n1"))).is_err(),
+            "double assume is refused"
+        );
         c.forget("u1");
         assert_eq!(c.snapshot().get("n1").unwrap().requested.milli_cpu, 0);
 
@@ -284,10 +316,18 @@ mod tests {
     #[test]
     fn pods_before_their_node_and_node_removal() {
         let mut c = Cache::default();
-        let p = pod_info(PodBuilder::new("a").uid("u1").node("n9").container("1", "").build());
+        let p = pod_info(
+            PodBuilder::new("a")
+                .uid("u1")
+                .node("n9")
+                .container("1", "")
+                .build(),
+        );
         c.add_pod(Arc::new(p));
         assert_eq!(c.node_count(), 0);
-        c.add_node(Arc::new(NodeBuilder::new("n9").cpu("4").image("img:1", 100).build()));
+        c.add_node(Arc::new(
+            NodeBuilder::new("n9").cpu("4").image("img:1", 100).build(),
+        ));
         assert_eq!(c.snapshot().get("n9").unwrap().requested.milli_cpu, 1000);
         assert_eq!(c.snapshot().image_nodes.get("img:1"), Some(&1));
         c.add_node(Arc::new(NodeBuilder::new("n8").cpu("4").build()));
@@ -303,7 +343,9 @@ mod tests {
     #[test]
     fn nominations() {
         let mut c = Cache::default();
-        let p = Arc::new(pod_info(PodBuilder::new("a").uid("u1").priority(10).build()));
+        let p = Arc::new(pod_info(
+            PodBuilder::new("a").uid("u1").priority(10).build(),
+        ));
         c.set_nominated(p.clone(), Some("n1"));
         assert_eq!(c.snapshot().nominated_for("n1", 5, "x").len(), 1);
         assert_eq!(c.snapshot().nominated_for("n1", 20, "x").len(), 0);

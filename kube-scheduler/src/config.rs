@@ -13,10 +13,15 @@ pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("decoding KubeSchedulerConfiguration: {0}")]
     Decode(#[from] serde_yaml::Error),
-    #[error("unsupported apiVersion/kind {0:?}/{1:?}: expected {API_VERSION} KubeSchedulerConfiguration")]
+    #[error(
+        "unsupported apiVersion/kind {0:?}/{1:?}: expected {API_VERSION} KubeSchedulerConfiguration"
+    )]
     Kind(String, String),
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -225,17 +230,24 @@ pub struct SchedulerConfig {
 
 impl SchedulerConfig {
     pub fn default_config() -> SchedulerConfig {
-        Self::from_config(KubeSchedulerConfiguration::default()).expect("the built-in default configuration is valid")
+        Self::from_config(KubeSchedulerConfiguration::default())
+            .expect("the built-in default configuration is valid")
     }
 
     pub fn from_file(path: &std::path::Path) -> Result<SchedulerConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_yaml(&text)
     }
 
     pub fn from_yaml(text: &str) -> Result<SchedulerConfig, ConfigError> {
         let raw: KubeSchedulerConfiguration = serde_yaml::from_str(text)?;
-        let (av, kind) = (raw.api_version.clone().unwrap_or_default(), raw.kind.clone().unwrap_or_default());
+        let (av, kind) = (
+            raw.api_version.clone().unwrap_or_default(),
+            raw.kind.clone().unwrap_or_default(),
+        );
         if av != API_VERSION || kind != "KubeSchedulerConfiguration" {
             return Err(ConfigError::Kind(av, kind));
         }
@@ -245,20 +257,31 @@ impl SchedulerConfig {
     pub fn from_config(raw: KubeSchedulerConfiguration) -> Result<SchedulerConfig, ConfigError> {
         let pct = raw.percentage_of_nodes_to_score.unwrap_or(0);
         if !(0..=100).contains(&pct) {
-            return Err(ConfigError::Invalid(format!("percentageOfNodesToScore {pct} not in 0..100")));
+            return Err(ConfigError::Invalid(format!(
+                "percentageOfNodesToScore {pct} not in 0..100"
+            )));
         }
         let initial = raw.pod_initial_backoff_seconds.unwrap_or(1);
         let max = raw.pod_max_backoff_seconds.unwrap_or(10);
         if initial <= 0 || max < initial {
-            return Err(ConfigError::Invalid("podInitialBackoffSeconds must be > 0 and <= podMaxBackoffSeconds".into()));
+            return Err(ConfigError::Invalid(
+                "podInitialBackoffSeconds must be > 0 and <= podMaxBackoffSeconds".into(),
+            ));
         }
         let mut profiles = Vec::new();
-        let raw_profiles = if raw.profiles.is_empty() { vec![Profile::default()] } else { raw.profiles.clone() };
+        let raw_profiles = if raw.profiles.is_empty() {
+            vec![Profile::default()]
+        } else {
+            raw.profiles.clone()
+        };
         let mut names = HashSet::new();
         for p in &raw_profiles {
             let r = resolve_profile(p)?;
             if !names.insert(r.scheduler_name.clone()) {
-                return Err(ConfigError::Invalid(format!("duplicate profile {}", r.scheduler_name)));
+                return Err(ConfigError::Invalid(format!(
+                    "duplicate profile {}",
+                    r.scheduler_name
+                )));
             }
             profiles.push(r);
         }
@@ -287,18 +310,28 @@ fn disabled_set(set: Option<&PluginSet>) -> (bool, HashSet<String>) {
 
 /// Resolve a profile's plugins against [`DEFAULT_MULTI_POINT`].
 pub fn resolve_profile(p: &Profile) -> Result<ResolvedProfile, ConfigError> {
-    let scheduler_name = p.scheduler_name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_SCHEDULER_NAME.to_string());
+    let scheduler_name = p
+        .scheduler_name
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_SCHEDULER_NAME.to_string());
     if let Some(pct) = p.percentage_of_nodes_to_score
         && !(0..=100).contains(&pct)
     {
-        return Err(ConfigError::Invalid(format!("profile {scheduler_name}: percentageOfNodesToScore {pct} not in 0..100")));
+        return Err(ConfigError::Invalid(format!(
+            "profile {scheduler_name}: percentageOfNodesToScore {pct} not in 0..100"
+        )));
     }
     let plugins = p.plugins.clone().unwrap_or_default();
 
     // multiPoint: defaults minus disabled, custom entries replacing defaults in place, then
     // the remaining custom entries appended.
     let (mp_all_disabled, mp_disabled) = disabled_set(plugins.multi_point.as_ref());
-    let custom_mp: Vec<PluginRef> = plugins.multi_point.as_ref().map(|s| s.enabled.clone()).unwrap_or_default();
+    let custom_mp: Vec<PluginRef> = plugins
+        .multi_point
+        .as_ref()
+        .map(|s| s.enabled.clone())
+        .unwrap_or_default();
     let mut multi: Vec<(String, i64)> = Vec::new();
     let mut used_custom = HashSet::new();
     if !mp_all_disabled {
@@ -318,7 +351,10 @@ pub fn resolve_profile(p: &Profile) -> Result<ResolvedProfile, ConfigError> {
     for (i, c) in custom_mp.iter().enumerate() {
         if !used_custom.contains(&i) {
             if multi.iter().any(|(n, _)| *n == c.name) {
-                return Err(ConfigError::Invalid(format!("profile {scheduler_name}: plugin {} enabled twice in multiPoint", c.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "profile {scheduler_name}: plugin {} enabled twice in multiPoint",
+                    c.name
+                )));
             }
             multi.push((c.name.clone(), c.weight.unwrap_or(0)));
         }
@@ -331,17 +367,28 @@ pub fn resolve_profile(p: &Profile) -> Result<ResolvedProfile, ConfigError> {
         let mut entries: Vec<PointEntry> = Vec::new();
         for e in set.into_iter().flat_map(|s| &s.enabled) {
             if entries.iter().any(|x| x.name == e.name) {
-                return Err(ConfigError::Invalid(format!("profile {scheduler_name}: plugin {} enabled twice at {point:?}", e.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "profile {scheduler_name}: plugin {} enabled twice at {point:?}",
+                    e.name
+                )));
             }
             let mp_weight = multi.iter().find(|(n, _)| *n == e.name).map(|(_, w)| *w);
-            entries.push(PointEntry { name: e.name.clone(), weight: e.weight.or(mp_weight).unwrap_or(0), from_multi_point: false });
+            entries.push(PointEntry {
+                name: e.name.clone(),
+                weight: e.weight.or(mp_weight).unwrap_or(0),
+                from_multi_point: false,
+            });
         }
         if !all_disabled {
             for (name, w) in &multi {
                 if disabled.contains(name) || entries.iter().any(|x| x.name == *name) {
                     continue;
                 }
-                entries.push(PointEntry { name: name.clone(), weight: *w, from_multi_point: true });
+                entries.push(PointEntry {
+                    name: name.clone(),
+                    weight: *w,
+                    from_multi_point: true,
+                });
             }
         }
         if point == ExtensionPoint::Score {
@@ -350,7 +397,10 @@ pub fn resolve_profile(p: &Profile) -> Result<ResolvedProfile, ConfigError> {
                     e.weight = 1;
                 }
                 if e.weight < 0 || e.weight > 100 {
-                    return Err(ConfigError::Invalid(format!("profile {scheduler_name}: score plugin {} weight {} not in 1..100", e.name, e.weight)));
+                    return Err(ConfigError::Invalid(format!(
+                        "profile {scheduler_name}: score plugin {} weight {} not in 1..100",
+                        e.name, e.weight
+                    )));
                 }
             }
         }
@@ -359,15 +409,29 @@ pub fn resolve_profile(p: &Profile) -> Result<ResolvedProfile, ConfigError> {
 
     let mut plugin_args = HashMap::new();
     for pc in &p.plugin_config {
-        if plugin_args.insert(pc.name.clone(), pc.args.clone()).is_some() {
-            return Err(ConfigError::Invalid(format!("profile {scheduler_name}: duplicate pluginConfig for {}", pc.name)));
+        if plugin_args
+            .insert(pc.name.clone(), pc.args.clone())
+            .is_some()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "profile {scheduler_name}: duplicate pluginConfig for {}",
+                pc.name
+            )));
         }
     }
-    Ok(ResolvedProfile { scheduler_name, percentage_of_nodes_to_score: p.percentage_of_nodes_to_score, points, plugin_args })
+    Ok(ResolvedProfile {
+        scheduler_name,
+        percentage_of_nodes_to_score: p.percentage_of_nodes_to_score,
+        points,
+        plugin_args,
+    })
 }
 
 /// Decode plugin args (camelCase JSON) into `T`, defaults for missing fields.
-pub fn decode_args<T: serde::de::DeserializeOwned + Default>(plugin: &str, args: Option<&serde_json::Value>) -> Result<T, ConfigError> {
+pub fn decode_args<T: serde::de::DeserializeOwned + Default>(
+    plugin: &str,
+    args: Option<&serde_json::Value>,
+) -> Result<T, ConfigError> {
     match args {
         None | Some(serde_json::Value::Null) => Ok(T::default()),
         Some(v) => {
@@ -377,7 +441,10 @@ pub fn decode_args<T: serde::de::DeserializeOwned + Default>(plugin: &str, args:
                 o.remove("apiVersion");
                 o.remove("kind");
             }
-            serde_json::from_value(v).map_err(|e| ConfigError::Args { plugin: plugin.to_string(), message: e.to_string() })
+            serde_json::from_value(v).map_err(|e| ConfigError::Args {
+                plugin: plugin.to_string(),
+                message: e.to_string(),
+            })
         }
     }
 }
@@ -399,7 +466,10 @@ mod tests {
     use super::*;
 
     fn names(r: &ResolvedProfile, p: ExtensionPoint) -> Vec<(String, i64)> {
-        r.points[&p].iter().map(|e| (e.name.clone(), e.weight)).collect()
+        r.points[&p]
+            .iter()
+            .map(|e| (e.name.clone(), e.weight))
+            .collect()
     }
 
     #[test]
@@ -457,8 +527,16 @@ profiles:
         assert_eq!(c.max_backoff, Duration::from_secs(20));
         let p0 = &c.profiles[0];
         let score = names(p0, ExtensionPoint::Score);
-        assert_eq!(score[0], ("ImageLocality".to_string(), 7), "explicitly enabled plugins come first");
-        assert!(!score.iter().any(|(n, _)| n == "NodeResourcesBalancedAllocation"));
+        assert_eq!(
+            score[0],
+            ("ImageLocality".to_string(), 7),
+            "explicitly enabled plugins come first"
+        );
+        assert!(
+            !score
+                .iter()
+                .any(|(n, _)| n == "NodeResourcesBalancedAllocation")
+        );
         assert!(score.iter().any(|(n, _)| n == "TaintToleration"));
         let p1 = &c.profiles[1];
         assert!(p1.points[&ExtensionPoint::Score].is_empty());
@@ -468,7 +546,10 @@ profiles:
 
     #[test]
     fn rejects_bad_documents() {
-        assert!(matches!(SchedulerConfig::from_yaml("apiVersion: v1\nkind: Pod\n"), Err(ConfigError::Kind(..))));
+        assert!(matches!(
+            SchedulerConfig::from_yaml("apiVersion: v1\nkind: Pod\n"),
+            Err(ConfigError::Kind(..))
+        ));
         assert!(SchedulerConfig::from_yaml("apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\npercentageOfNodesToScore: 120\n").is_err());
         assert!(SchedulerConfig::from_yaml(": :").is_err());
         let dup = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofiles:\n- schedulerName: a\n- schedulerName: a\n";
@@ -481,11 +562,23 @@ profiles:
             plugins: Some(Plugins {
                 multi_point: Some(PluginSet {
                     enabled: vec![
-                        PluginRef { name: "PrioritySort".into(), weight: None },
-                        PluginRef { name: "DefaultBinder".into(), weight: None },
-                        PluginRef { name: "NodeResourcesFit".into(), weight: Some(5) },
+                        PluginRef {
+                            name: "PrioritySort".into(),
+                            weight: None,
+                        },
+                        PluginRef {
+                            name: "DefaultBinder".into(),
+                            weight: None,
+                        },
+                        PluginRef {
+                            name: "NodeResourcesFit".into(),
+                            weight: Some(5),
+                        },
                     ],
-                    disabled: vec![PluginRef { name: "*".into(), weight: None }],
+                    disabled: vec![PluginRef {
+                        name: "*".into(),
+                        weight: None,
+                    }],
                 }),
                 ..Default::default()
             }),
@@ -497,6 +590,9 @@ profiles:
         let score = names(&r, ExtensionPoint::Score);
         assert!(score.contains(&("NodeResourcesFit".to_string(), 5)));
         assert!(!score.iter().any(|(n, _)| n == "TaintToleration"));
-        assert_eq!(r.plugin_names(), vec!["PrioritySort", "DefaultBinder", "NodeResourcesFit"]);
+        assert_eq!(
+            r.plugin_names(),
+            vec!["PrioritySort", "DefaultBinder", "NodeResourcesFit"]
+        );
     }
 }

@@ -16,11 +16,11 @@ pub mod queue;
 pub mod selector;
 pub mod types;
 
-#[cfg(test)]
-pub mod testing;
 pub mod metrics;
 pub mod options;
 pub mod scheduler;
+#[cfg(test)]
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +79,9 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     let cfg = opts.scheduler_config()?;
     let identity = component_base::leader::default_identity();
     let (leader_elect, le_cfg) = opts.leader_election(&cfg, identity.clone())?;
-    let client = component_base::client::from_kubeconfig(opts.kubeconfig_path(&cfg).as_deref(), USER_AGENT).await?;
+    let client =
+        component_base::client::from_kubeconfig(opts.kubeconfig_path(&cfg).as_deref(), USER_AGENT)
+            .await?;
     let metrics = Arc::new(metrics::Metrics::new()?);
     let sched = Scheduler::new(client.clone(), &cfg, metrics, &identity)?;
     sched.start_informers();

@@ -11,7 +11,10 @@ use component_base::leader::{LeaderElectionConfig, LeaderElectionFlags};
 use crate::config::{ConfigError, SchedulerConfig};
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "kube-scheduler", about = "The Kubernetes scheduler assigns pending pods to nodes.")]
+#[command(
+    name = "kube-scheduler",
+    about = "The Kubernetes scheduler assigns pending pods to nodes."
+)]
 pub struct Options {
     /// Path to a kubeconfig file with authorization and master location information.
     #[arg(long)]
@@ -46,7 +49,11 @@ impl Options {
 
     /// Leader election settings: the config file's `leaderElection` section wins over flags
     /// (as upstream, where the flags only fill the defaults of the file's values).
-    pub fn leader_election(&self, cfg: &SchedulerConfig, identity: String) -> Result<(bool, LeaderElectionConfig), ConfigError> {
+    pub fn leader_election(
+        &self,
+        cfg: &SchedulerConfig,
+        identity: String,
+    ) -> Result<(bool, LeaderElectionConfig), ConfigError> {
         let mut enabled = self.leader_election.leader_elect;
         let mut le = self.leader_election.config("kube-scheduler", identity);
         if let Some(f) = &cfg.raw.leader_election {
@@ -72,9 +79,14 @@ impl Options {
 
     /// Kubeconfig from the flag, else from the config file's clientConnection.
     pub fn kubeconfig_path(&self, cfg: &SchedulerConfig) -> Option<PathBuf> {
-        self.kubeconfig
-            .clone()
-            .or_else(|| cfg.raw.client_connection.as_ref().and_then(|c| c.kubeconfig.clone()).filter(|s| !s.is_empty()).map(PathBuf::from))
+        self.kubeconfig.clone().or_else(|| {
+            cfg.raw
+                .client_connection
+                .as_ref()
+                .and_then(|c| c.kubeconfig.clone())
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        })
     }
 }
 
@@ -101,10 +113,15 @@ mod tests {
         assert!(!o.leader_election.leader_elect);
         assert_eq!(o.serve_addr(), None);
         assert_eq!(o.verbosity, 4);
-        let (on, le) = o.leader_election(&SchedulerConfig::default_config(), "me".into()).unwrap();
+        let (on, le) = o
+            .leader_election(&SchedulerConfig::default_config(), "me".into())
+            .unwrap();
         assert!(!on);
         assert_eq!(le.lease_duration, Duration::from_secs(4));
-        assert_eq!((le.namespace.as_str(), le.name.as_str()), ("kube-system", "kube-scheduler"));
+        assert_eq!(
+            (le.namespace.as_str(), le.name.as_str()),
+            ("kube-system", "kube-scheduler")
+        );
     }
 
     #[test]

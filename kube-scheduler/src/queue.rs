@@ -34,14 +34,26 @@ pub struct QueuedPodInfo {
 impl QueuedPodInfo {
     pub fn new(pod: Arc<PodInfo>) -> Self {
         let now = Instant::now();
-        QueuedPodInfo { pod, timestamp: now, initial: now, attempts: 0, unschedulable_plugins: HashSet::new(), gated: false }
+        QueuedPodInfo {
+            pod,
+            timestamp: now,
+            initial: now,
+            attempts: 0,
+            unschedulable_plugins: HashSet::new(),
+            gated: false,
+        }
     }
 }
 
 /// Whether an update could change the scheduling outcome (upstream's isPodUpdated ignores
 /// status and bookkeeping metadata).
-fn pod_changed(old: &k8s_openapi::api::core::v1::Pod, new: &k8s_openapi::api::core::v1::Pod) -> bool {
-    old.spec != new.spec || old.metadata.labels != new.metadata.labels || old.metadata.annotations != new.metadata.annotations
+fn pod_changed(
+    old: &k8s_openapi::api::core::v1::Pod,
+    new: &k8s_openapi::api::core::v1::Pod,
+) -> bool {
+    old.spec != new.spec
+        || old.metadata.labels != new.metadata.labels
+        || old.metadata.annotations != new.metadata.annotations
 }
 
 /// Orders the active queue: `less(a, b)` means `a` pops first.
@@ -189,10 +201,18 @@ impl SchedulingQueue {
         }
         match at {
             Where::Active => {
-                inner.active.push(ActiveItem { info: info.clone(), seq_no, less: self.less.clone() });
+                inner.active.push(ActiveItem {
+                    info: info.clone(),
+                    seq_no,
+                    less: self.less.clone(),
+                });
                 self.notify.notify_one();
             }
-            Where::Backoff => inner.backoff.push(std::cmp::Reverse((self.backoff_expiry(&info), seq_no, uid.clone()))),
+            Where::Backoff => inner.backoff.push(std::cmp::Reverse((
+                self.backoff_expiry(&info),
+                seq_no,
+                uid.clone(),
+            ))),
             Where::Unschedulable => {
                 inner.parked.insert(uid.clone());
             }
@@ -247,7 +267,11 @@ impl SchedulingQueue {
         match entry.at {
             Where::Unschedulable if info.gated => self.enqueue_checked(&mut inner, &mut info),
             Where::Unschedulable => {
-                let at = if self.backoff_expiry(&info) > Instant::now() { Where::Backoff } else { Where::Active };
+                let at = if self.backoff_expiry(&info) > Instant::now() {
+                    Where::Backoff
+                } else {
+                    Where::Active
+                };
                 self.push(&mut inner, info, at);
             }
             at => self.push(&mut inner, info, at),
@@ -276,11 +300,16 @@ impl SchedulingQueue {
                 }
                 while let Some(item) = inner.active.pop() {
                     let uid = item.info.pod.uid.clone();
-                    let valid = inner.entries.get(&uid).is_some_and(|e| e.seq_no == item.seq_no && e.at == Where::Active);
+                    let valid = inner
+                        .entries
+                        .get(&uid)
+                        .is_some_and(|e| e.seq_no == item.seq_no && e.at == Where::Active);
                     if !valid {
                         continue;
                     }
-                    let Some(entry) = take(&mut inner, &uid) else { continue };
+                    let Some(entry) = take(&mut inner, &uid) else {
+                        continue;
+                    };
                     let mut info = entry.info;
                     info.attempts += 1;
                     let seq = inner.move_seq;
@@ -302,13 +331,19 @@ impl SchedulingQueue {
     pub fn requeue_failed(&self, mut info: QueuedPodInfo, unschedulable: bool) {
         let mut inner = self.lock();
         let uid = info.pod.uid.clone();
-        let Some(seq) = inner.in_flight.remove(&uid) else { return };
+        let Some(seq) = inner.in_flight.remove(&uid) else {
+            return;
+        };
         if inner.entries.contains_key(&uid) {
             return;
         }
         info.timestamp = Instant::now();
         let moved_meanwhile = inner.move_seq != seq;
-        let at = if unschedulable && !moved_meanwhile { Where::Unschedulable } else { Where::Backoff };
+        let at = if unschedulable && !moved_meanwhile {
+            Where::Unschedulable
+        } else {
+            Where::Backoff
+        };
         self.push(&mut inner, info, at);
     }
 
@@ -326,13 +361,19 @@ impl SchedulingQueue {
             .filter(|(_, e)| {
                 event == ClusterEvent::Any
                     || e.info.unschedulable_plugins.is_empty()
-                    || interested.is_some_and(|set| e.info.unschedulable_plugins.iter().any(|p| set.contains(p)))
+                    || interested.is_some_and(|set| {
+                        e.info.unschedulable_plugins.iter().any(|p| set.contains(p))
+                    })
             })
             .map(|(k, _)| k.clone())
             .collect();
         for uid in movable {
             if let Some(e) = take(&mut inner, &uid) {
-                let at = if self.backoff_expiry(&e.info) > now { Where::Backoff } else { Where::Active };
+                let at = if self.backoff_expiry(&e.info) > now {
+                    Where::Backoff
+                } else {
+                    Where::Active
+                };
                 self.push(&mut inner, e.info, at);
             }
         }
@@ -347,7 +388,10 @@ impl SchedulingQueue {
                 break;
             }
             inner.backoff.pop();
-            let valid = inner.entries.get(&uid).is_some_and(|e| e.seq_no == seq_no && e.at == Where::Backoff);
+            let valid = inner
+                .entries
+                .get(&uid)
+                .is_some_and(|e| e.seq_no == seq_no && e.at == Where::Backoff);
             if valid && let Some(e) = take(&mut inner, &uid) {
                 self.push(&mut inner, e.info, Where::Active);
             }
@@ -361,12 +405,20 @@ impl SchedulingQueue {
         let old: Vec<String> = inner
             .entries
             .iter()
-            .filter(|(_, e)| e.at == Where::Unschedulable && !e.info.gated && now.duration_since(e.info.timestamp) > MAX_IN_UNSCHEDULABLE)
+            .filter(|(_, e)| {
+                e.at == Where::Unschedulable
+                    && !e.info.gated
+                    && now.duration_since(e.info.timestamp) > MAX_IN_UNSCHEDULABLE
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for uid in old {
             if let Some(e) = take(&mut inner, &uid) {
-                let at = if self.backoff_expiry(&e.info) > now { Where::Backoff } else { Where::Active };
+                let at = if self.backoff_expiry(&e.info) > now {
+                    Where::Backoff
+                } else {
+                    Where::Active
+                };
                 self.push(&mut inner, e.info, at);
             }
         }
@@ -400,16 +452,27 @@ mod tests {
     use crate::testing::{PodBuilder, pod_info};
 
     fn queue(initial: Duration) -> SchedulingQueue {
-        let less: LessFn = Arc::new(|a, b| crate::plugins::priority_sort::less(a, b));
+        let less: LessFn = Arc::new(crate::plugins::priority_sort::less);
         let pre: PreEnqueueFn = Arc::new(|p: &PodInfo| {
-            if p.labels.contains_key("gated") { Status::unresolvable("gated").with_plugin("SchedulingGates") } else { Status::success() }
+            if p.labels.contains_key("gated") {
+                Status::unresolvable("gated").with_plugin("SchedulingGates")
+            } else {
+                Status::success()
+            }
         });
-        let interested = [(ClusterEvent::NodeAdd, ["NodeResourcesFit"].into_iter().collect())].into_iter().collect();
+        let interested = [(
+            ClusterEvent::NodeAdd,
+            ["NodeResourcesFit"].into_iter().collect(),
+        )]
+        .into_iter()
+        .collect();
         SchedulingQueue::new(less, pre, initial, Duration::from_secs(10), interested)
     }
 
     fn pod(name: &str, prio: i32) -> Arc<PodInfo> {
-        Arc::new(pod_info(PodBuilder::new(name).uid(name).priority(prio).build()))
+        Arc::new(pod_info(
+            PodBuilder::new(name).uid(name).priority(prio).build(),
+        ))
     }
 
     #[tokio::test]
@@ -418,7 +481,10 @@ mod tests {
         q.add(pod("low", 1));
         q.add(pod("high", 100));
         q.add(pod("low2", 1));
-        let order: Vec<String> = [q.pop().await, q.pop().await, q.pop().await].into_iter().map(|p| p.unwrap().pod.name.clone()).collect();
+        let order: Vec<String> = [q.pop().await, q.pop().await, q.pop().await]
+            .into_iter()
+            .map(|p| p.unwrap().pod.name.clone())
+            .collect();
         assert_eq!(order, ["high", "low", "low2"]);
     }
 
@@ -452,7 +518,9 @@ mod tests {
     #[tokio::test]
     async fn gated_pods_wait_for_update() {
         let q = queue(Duration::ZERO);
-        let gated = Arc::new(pod_info(PodBuilder::new("g").uid("g").label("gated", "1").build()));
+        let gated = Arc::new(pod_info(
+            PodBuilder::new("g").uid("g").label("gated", "1").build(),
+        ));
         q.add(gated);
         assert_eq!(q.pending().gated, 1);
         q.move_on_event(ClusterEvent::Any);
@@ -470,7 +538,11 @@ mod tests {
         let mut p = PodBuilder::new("a").uid("a").priority(0).build();
         p.status = Some(Default::default());
         q.update(Arc::new(pod_info(p.clone())));
-        assert_eq!(q.pending().unschedulable, 1, "status changes do not requeue");
+        assert_eq!(
+            q.pending().unschedulable,
+            1,
+            "status changes do not requeue"
+        );
         p.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
         q.update(Arc::new(pod_info(p)));
         assert_eq!(q.pending().active, 1, "spec/label changes do");

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Pod, ReplicationController, Service};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, ObjectReference, Pod, ReplicationController, Service,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -37,14 +39,26 @@ pub enum SchedulerError {
     Framework(#[from] crate::framework::runtime::FrameworkError),
 }
 
+/// Binding requests in flight at most.
+pub const MAX_IN_FLIGHT_BINDS: usize = 256;
+
 /// Start a reflector for `K` in the background and return its store.
 fn spawn_reflector<K>(api: Api<K>) -> Store<K>
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    );
     tokio::spawn(async move {
         stream
             .for_each(|ev| {
@@ -84,10 +98,16 @@ impl EventSink {
         let permits = Arc::new(Semaphore::new(16));
         tokio::spawn(async move {
             while let Some((ev, reference, aggregate)) = rx.recv().await {
-                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
                 // One-off events (Scheduled) skip the shared recorder's series cache, whose
                 // per-publish sweep grows with every distinct event.
-                let rec = if aggregate { shared.clone() } else { Recorder::new(client.clone(), reporter.clone()) };
+                let rec = if aggregate {
+                    shared.clone()
+                } else {
+                    Recorder::new(client.clone(), reporter.clone())
+                };
                 tokio::spawn(async move {
                     if let Err(e) = rec.publish(&ev, &reference).await {
                         debug!(error = %e, reason = %ev.reason, "publishing event failed");
@@ -99,8 +119,22 @@ impl EventSink {
         EventSink { tx }
     }
 
-    fn emit(&self, pod: &Pod, type_: EventType, reason: &str, action: &str, note: String, aggregate: bool) {
-        let ev = KEvent { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    fn emit(
+        &self,
+        pod: &Pod,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+        aggregate: bool,
+    ) {
+        let ev = KEvent {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
         let _ = self.tx.try_send((ev, pod_ref(pod), aggregate));
     }
 }
@@ -118,25 +152,43 @@ pub struct Scheduler {
     next_start: Mutex<usize>,
     pods_synced: AtomicBool,
     nodes_synced: AtomicBool,
+    /// Bounds in-flight binding requests (the client speaks HTTP/1.1: one connection each);
+    /// the scheduling loop waits for a permit, so binds apply backpressure to it.
+    bind_permits: Arc<Semaphore>,
     /// Other informer stores; kept so the plugins' views stay alive.
     _ctx: PluginContext,
 }
 
 impl Scheduler {
     /// Build the profiles and start the informers that plugins read through stores.
-    pub fn new(client: kube::Client, cfg: &SchedulerConfig, metrics: Arc<Metrics>, identity: &str) -> Result<Arc<Scheduler>, SchedulerError> {
+    pub fn new(
+        client: kube::Client,
+        cfg: &SchedulerConfig,
+        metrics: Arc<Metrics>,
+        identity: &str,
+    ) -> Result<Arc<Scheduler>, SchedulerError> {
         let ctx = PluginContext {
             client: Some(client.clone()),
-            pdbs: Some(spawn_reflector(Api::<PodDisruptionBudget>::all(client.clone()))),
+            pdbs: Some(spawn_reflector(Api::<PodDisruptionBudget>::all(
+                client.clone(),
+            ))),
             services: Some(spawn_reflector(Api::<Service>::all(client.clone()))),
             replica_sets: Some(spawn_reflector(Api::<ReplicaSet>::all(client.clone()))),
             stateful_sets: Some(spawn_reflector(Api::<StatefulSet>::all(client.clone()))),
-            replication_controllers: Some(spawn_reflector(Api::<ReplicationController>::all(client.clone()))),
+            replication_controllers: Some(spawn_reflector(Api::<ReplicationController>::all(
+                client.clone(),
+            ))),
         };
         Self::with_context(client, cfg, metrics, identity, ctx)
     }
 
-    fn with_context(client: kube::Client, cfg: &SchedulerConfig, metrics: Arc<Metrics>, identity: &str, ctx: PluginContext) -> Result<Arc<Scheduler>, SchedulerError> {
+    fn with_context(
+        client: kube::Client,
+        cfg: &SchedulerConfig,
+        metrics: Arc<Metrics>,
+        identity: &str,
+        ctx: PluginContext,
+    ) -> Result<Arc<Scheduler>, SchedulerError> {
         let mut profiles = HashMap::new();
         for prof in &cfg.profiles {
             let mut instances = HashMap::new();
@@ -159,13 +211,26 @@ impl Scheduler {
             None => crate::plugins::priority_sort::less(a, b),
         });
         let pe_profiles = profiles.clone();
-        let pre_enqueue: PreEnqueueFn = Arc::new(move |p: &PodInfo| match pe_profiles.get(&p.scheduler_name) {
-            Some(f) => f.run_pre_enqueue(p),
-            None => crate::framework::Status::success(),
-        });
-        let queue = Arc::new(SchedulingQueue::new(less, pre_enqueue, cfg.initial_backoff, cfg.max_backoff, interested));
+        let pre_enqueue: PreEnqueueFn =
+            Arc::new(
+                move |p: &PodInfo| match pe_profiles.get(&p.scheduler_name) {
+                    Some(f) => f.run_pre_enqueue(p),
+                    None => crate::framework::Status::success(),
+                },
+            );
+        let queue = Arc::new(SchedulingQueue::new(
+            less,
+            pre_enqueue,
+            cfg.initial_backoff,
+            cfg.max_backoff,
+            interested,
+        ));
         let reporter = Reporter {
-            controller: cfg.profiles.first().map(|p| p.scheduler_name.clone()).unwrap_or_else(|| "default-scheduler".into()),
+            controller: cfg
+                .profiles
+                .first()
+                .map(|p| p.scheduler_name.clone())
+                .unwrap_or_else(|| "default-scheduler".into()),
             instance: Some(identity.to_string()),
         };
         Ok(Arc::new(Scheduler {
@@ -180,6 +245,7 @@ impl Scheduler {
             next_start: Mutex::new(0),
             pods_synced: AtomicBool::new(false),
             nodes_synced: AtomicBool::new(false),
+            bind_permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT_BINDS)),
             _ctx: ctx,
         }))
     }
@@ -199,11 +265,18 @@ impl Scheduler {
         let g = &self.metrics.pending_pods;
         g.with_label_values(&["active"]).set(p.active as i64);
         g.with_label_values(&["backoff"]).set(p.backoff as i64);
-        g.with_label_values(&["unschedulable"]).set(p.unschedulable as i64);
+        g.with_label_values(&["unschedulable"])
+            .set(p.unschedulable as i64);
         g.with_label_values(&["gated"]).set(p.gated as i64);
         let c = self.cache();
-        self.metrics.cache_size.with_label_values(&["nodes"]).set(c.node_count() as i64);
-        self.metrics.cache_size.with_label_values(&["pods"]).set(c.pod_count() as i64);
+        self.metrics
+            .cache_size
+            .with_label_values(&["nodes"])
+            .set(c.node_count() as i64);
+        self.metrics
+            .cache_size
+            .with_label_values(&["pods"])
+            .set(c.pod_count() as i64);
     }
 
     /// spec.priority, else the PriorityClass's value, else the global default class, else 0.
@@ -213,10 +286,21 @@ impl Scheduler {
             return p;
         }
         let classes = self.priority_classes.state();
-        if let Some(name) = spec.and_then(|s| s.priority_class_name.as_deref()).filter(|n| !n.is_empty()) {
-            return classes.iter().find(|c| c.metadata.name.as_deref() == Some(name)).map(|c| c.value).unwrap_or(0);
+        if let Some(name) = spec
+            .and_then(|s| s.priority_class_name.as_deref())
+            .filter(|n| !n.is_empty())
+        {
+            return classes
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(name))
+                .map(|c| c.value)
+                .unwrap_or(0);
         }
-        classes.iter().find(|c| c.global_default == Some(true)).map(|c| c.value).unwrap_or(0)
+        classes
+            .iter()
+            .find(|c| c.global_default == Some(true))
+            .map(|c| c.value)
+            .unwrap_or(0)
     }
 
     /// Start the informers (pods, nodes, namespaces) that feed cache and queue.
@@ -235,7 +319,9 @@ impl Scheduler {
             warn!(error = %e, "priority class informer never became ready");
         }
         let api: Api<Pod> = Api::all(self.client.clone());
-        let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         let mut known: HashSet<String> = HashSet::new();
         let mut relist: Option<HashSet<String>> = None;
         while let Some(ev) = stream.next().await {
@@ -282,8 +368,14 @@ impl Scheduler {
     }
 
     fn on_pod(&self, pod: Pod, known: &mut HashSet<String>) {
-        let Some(uid) = pod.metadata.uid.clone() else { return };
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("");
         if phase == "Succeeded" || phase == "Failed" {
             self.on_pod_gone(&uid, known);
             return;
@@ -297,7 +389,11 @@ impl Scheduler {
                 let mut c = self.cache();
                 let existed = c.contains(&uid) && !c.is_assumed(&uid);
                 c.add_pod(info);
-                if existed { ClusterEvent::AssignedPodUpdate } else { ClusterEvent::AssignedPodAdd }
+                if existed {
+                    ClusterEvent::AssignedPodUpdate
+                } else {
+                    ClusterEvent::AssignedPodAdd
+                }
             };
             self.queue.move_on_event(event);
             return;
@@ -317,12 +413,19 @@ impl Scheduler {
                 c.set_nominated(info.clone(), nominated.as_deref());
             }
         }
+        if let Some(fwk) = self.profiles.get(&info.scheduler_name)
+            && !fwk.run_pre_enqueue(&info).is_success()
+        {
+            self.mark_gated(&info);
+        }
         self.queue.add(info);
     }
 
     async fn run_node_informer(self: Arc<Self>) {
         let api: Api<Node> = Api::all(self.client.clone());
-        let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         let mut relist: Option<HashSet<String>> = None;
         let mut known: HashSet<String> = HashSet::new();
         while let Some(ev) = stream.next().await {
@@ -360,20 +463,31 @@ impl Scheduler {
     }
 
     fn on_node(&self, node: Node, known: &mut HashSet<String>) {
-        let Some(name) = node.metadata.name.clone() else { return };
-        let event = if known.insert(name) { ClusterEvent::NodeAdd } else { ClusterEvent::NodeUpdate };
+        let Some(name) = node.metadata.name.clone() else {
+            return;
+        };
+        let event = if known.insert(name) {
+            ClusterEvent::NodeAdd
+        } else {
+            ClusterEvent::NodeUpdate
+        };
         self.cache().add_node(Arc::new(node));
         self.queue.move_on_event(event);
     }
 
     async fn run_namespace_informer(self: Arc<Self>) {
         let api: Api<Namespace> = Api::all(self.client.clone());
-        let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(watcher::Event::Apply(ns)) | Ok(watcher::Event::InitApply(ns)) => {
                     if let Some(name) = ns.metadata.name.as_deref() {
-                        self.cache().set_namespace(name, Some(ns.metadata.labels.clone().unwrap_or_default()));
+                        self.cache().set_namespace(
+                            name,
+                            Some(ns.metadata.labels.clone().unwrap_or_default()),
+                        );
                         self.queue.move_on_event(ClusterEvent::NamespaceChange);
                     }
                 }
@@ -407,7 +521,7 @@ impl Scheduler {
                 tick.tick().await;
                 q.flush_backoff_completed();
                 n += 1;
-                if n % 30 == 0 {
+                if n.is_multiple_of(30) {
                     q.flush_unschedulable_leftover();
                 }
             }
@@ -443,14 +557,25 @@ impl Scheduler {
             } else {
                 let mut state = CycleState::default();
                 let mut next = self.next_start.lock().unwrap_or_else(|e| e.into_inner());
-                match algorithm::schedule_pod(&fwk, &mut state, &pod, cache.snapshot(), &mut next, self.percentage) {
+                match algorithm::schedule_pod(
+                    &fwk,
+                    &mut state,
+                    &pod,
+                    cache.snapshot(),
+                    &mut next,
+                    self.percentage,
+                ) {
                     Ok(r) => {
                         let assumed = Arc::new(pod.assumed_on(&r.node));
                         match cache.assume(assumed.clone()) {
                             Err(e) => Outcome::Error(e.to_string()),
                             Ok(()) => {
                                 let st = fwk.run_reserve(&mut state, &assumed, &r.node);
-                                let st = if st.is_success() { fwk.run_permit(&state, &assumed, &r.node) } else { st };
+                                let st = if st.is_success() {
+                                    fwk.run_permit(&state, &assumed, &r.node)
+                                } else {
+                                    st
+                                };
                                 if st.is_success() {
                                     Outcome::Assumed(assumed, r.node, state)
                                 } else {
@@ -464,7 +589,8 @@ impl Scheduler {
                     Err(ScheduleError::Fit(mut fe)) => {
                         let mut post = None;
                         if fwk.has_post_filter() && fe.num_all_nodes > 0 {
-                            let (res, st) = fwk.run_post_filter(&state, &pod, cache.snapshot(), &fe.statuses);
+                            let (res, st) =
+                                fwk.run_post_filter(&state, &pod, cache.snapshot(), &fe.statuses);
                             if !st.is_success() {
                                 fe.post_filter_msg = st.message();
                             }
@@ -486,11 +612,18 @@ impl Scheduler {
         match outcome {
             Outcome::Skip => self.queue.done(&pod.uid),
             Outcome::Assumed(assumed, node, state) => {
+                let Ok(permit) = self.bind_permits.clone().acquire_owned().await else {
+                    return;
+                };
                 let this = self.clone();
-                tokio::spawn(async move { this.bind(fwk, qpi, assumed, node, state, start).await });
+                tokio::spawn(async move {
+                    this.bind(fwk, qpi, assumed, node, state, start).await;
+                    drop(permit);
+                });
             }
             Outcome::Unschedulable(fe, post) => {
-                self.metrics.attempt(&profile, "unschedulable", start.elapsed().as_secs_f64());
+                self.metrics
+                    .attempt(&profile, "unschedulable", start.elapsed().as_secs_f64());
                 let msg = fe.message();
                 let nominated = post.as_ref().and_then(|p| p.nominated_node.clone());
                 if let Some(p) = post {
@@ -501,38 +634,72 @@ impl Scheduler {
                 self.handle_failure(qpi, true, "Unschedulable", msg, nominated);
             }
             Outcome::Error(msg) => {
-                self.metrics.attempt(&profile, "error", start.elapsed().as_secs_f64());
+                self.metrics
+                    .attempt(&profile, "error", start.elapsed().as_secs_f64());
                 self.handle_failure(qpi, false, "SchedulerError", msg, None);
             }
         }
     }
 
-    async fn bind(self: Arc<Self>, fwk: Arc<Framework>, qpi: QueuedPodInfo, assumed: Arc<PodInfo>, node: String, mut state: CycleState, start: Instant) {
+    async fn bind(
+        self: Arc<Self>,
+        fwk: Arc<Framework>,
+        qpi: QueuedPodInfo,
+        assumed: Arc<PodInfo>,
+        node: String,
+        mut state: CycleState,
+        start: Instant,
+    ) {
         let mut st = fwk.run_pre_bind(&assumed, &node).await;
         if st.is_success() {
             st = fwk.run_bind(&assumed, &node).await;
         }
         if st.is_success() {
             self.queue.done(&assumed.uid);
-            self.metrics.attempt(&fwk.profile, "scheduled", start.elapsed().as_secs_f64());
-            self.metrics.e2e_duration.with_label_values(&[&qpi.attempts.min(15).to_string()]).observe(qpi.initial.elapsed().as_secs_f64());
+            self.metrics
+                .attempt(&fwk.profile, "scheduled", start.elapsed().as_secs_f64());
+            self.metrics
+                .e2e_duration
+                .with_label_values(&[&qpi.attempts.min(15).to_string()])
+                .observe(qpi.initial.elapsed().as_secs_f64());
             fwk.run_post_bind(&assumed, &node);
-            let note = format!("Successfully assigned {}/{} to {}", assumed.namespace, assumed.name, node);
-            self.events.emit(&qpi.pod.pod, EventType::Normal, "Scheduled", "Binding", note, false);
+            let note = format!(
+                "Successfully assigned {}/{} to {}",
+                assumed.namespace, assumed.name, node
+            );
+            self.events.emit(
+                &qpi.pod.pod,
+                EventType::Normal,
+                "Scheduled",
+                "Binding",
+                note,
+                false,
+            );
             return;
         }
         self.cache().forget(&assumed.uid);
         fwk.run_unreserve(&mut state, &assumed, &node);
-        self.metrics.attempt(&fwk.profile, "error", start.elapsed().as_secs_f64());
+        self.metrics
+            .attempt(&fwk.profile, "error", start.elapsed().as_secs_f64());
         warn!(pod = %assumed.key(), node = %node, error = %st.message(), "binding failed");
-        self.handle_failure(qpi, false, "SchedulerError", format!("Binding rejected: {}", st.message()), None);
+        self.handle_failure(
+            qpi,
+            false,
+            "SchedulerError",
+            format!("Binding rejected: {}", st.message()),
+            None,
+        );
     }
 
     /// Evict the victims and clear displaced nominations (upstream's prepareCandidate).
     fn preempt(self: &Arc<Self>, preemptor: &Arc<PodInfo>, res: PostFilterResult) {
-        let Some(node) = res.nominated_node.clone() else { return };
+        let Some(node) = res.nominated_node.clone() else {
+            return;
+        };
         self.metrics.preemption_attempts.inc();
-        self.metrics.preemption_victims.observe(res.victims.len() as f64);
+        self.metrics
+            .preemption_victims
+            .observe(res.victims.len() as f64);
         for v in res.victims {
             let this = self.clone();
             let preemptor = preemptor.clone();
@@ -541,16 +708,28 @@ impl Scheduler {
                 let api: Api<Pod> = Api::namespaced(this.client.clone(), &v.namespace);
                 let cond = json!({"status": {"conditions": merged_conditions(&v.pod, "DisruptionTarget", "True", "PreemptionByScheduler",
                     &format!("{}: preempting to accommodate a higher priority pod", preemptor_scheduler(&preemptor)))}});
-                if let Err(e) = api.patch_status(&v.name, &PatchParams::default(), &Patch::Merge(&cond)).await {
+                if let Err(e) = api
+                    .patch_status(&v.name, &PatchParams::default(), &Patch::Merge(&cond))
+                    .await
+                {
                     debug!(pod = %v.key(), error = %e, "setting DisruptionTarget failed");
                 }
                 match api.delete(&v.name, &DeleteParams::default()).await {
                     Ok(_) => {
                         info!(victim = %v.key(), preemptor = %preemptor.key(), node = %node, "preempted");
                         let note = format!("Preempted by pod {} on node {}", preemptor.uid, node);
-                        this.events.emit(&v.pod, EventType::Normal, "Preempted", "Preempting", note, true);
+                        this.events.emit(
+                            &v.pod,
+                            EventType::Normal,
+                            "Preempted",
+                            "Preempting",
+                            note,
+                            true,
+                        );
                     }
-                    Err(e) => warn!(victim = %v.key(), error = %e, "deleting preemption victim failed"),
+                    Err(e) => {
+                        warn!(victim = %v.key(), error = %e, "deleting preemption victim failed")
+                    }
                 }
             });
         }
@@ -559,22 +738,82 @@ impl Scheduler {
             tokio::spawn(async move {
                 let api: Api<Pod> = Api::namespaced(client, &p.namespace);
                 let body = json!({"status": {"nominatedNodeName": null}});
-                if let Err(e) = api.patch_status(&p.name, &PatchParams::default(), &Patch::Merge(&body)).await {
+                if let Err(e) = api
+                    .patch_status(&p.name, &PatchParams::default(), &Patch::Merge(&body))
+                    .await
+                {
                     debug!(pod = %p.key(), error = %e, "clearing nominatedNodeName failed");
                 }
             });
         }
     }
 
+    /// Upstream's condition for pods held back by scheduling gates.
+    fn mark_gated(&self, pod: &Arc<PodInfo>) {
+        const REASON: &str = "SchedulingGated";
+        const MSG: &str = "Scheduling is blocked due to non-empty scheduling gates";
+        let current = pod
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
+        if current.is_some_and(|c| c.reason.as_deref() == Some(REASON)) {
+            return;
+        }
+        let body = json!({"status": {"conditions": merged_conditions(&pod.pod, "PodScheduled", "False", REASON, MSG)}});
+        let (client, pod) = (self.client.clone(), pod.clone());
+        tokio::spawn(async move {
+            let api: Api<Pod> = Api::namespaced(client, &pod.namespace);
+            if let Err(e) = api
+                .patch_status(&pod.name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
+                debug!(pod = %pod.key(), error = %e, "setting SchedulingGated failed");
+            }
+        });
+    }
+
     /// Requeue, emit FailedScheduling, and set PodScheduled=False (plus nominatedNodeName).
-    fn handle_failure(self: &Arc<Self>, qpi: QueuedPodInfo, unschedulable: bool, reason: &'static str, msg: String, nominated: Option<String>) {
+    fn handle_failure(
+        self: &Arc<Self>,
+        qpi: QueuedPodInfo,
+        unschedulable: bool,
+        reason: &'static str,
+        msg: String,
+        nominated: Option<String>,
+    ) {
         let pod = qpi.pod.clone();
         self.queue.requeue_failed(qpi, unschedulable);
+        {
+            // Bound meanwhile (e.g. by another scheduler): nothing to report.
+            let c = self.cache();
+            if c.contains(&pod.uid) && !c.is_assumed(&pod.uid) {
+                return;
+            }
+        }
         debug!(pod = %pod.key(), reason, message = %msg, "unable to schedule pod");
-        self.events.emit(&pod.pod, EventType::Warning, "FailedScheduling", "Scheduling", msg.clone(), true);
-        let current = pod.pod.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
-        let same_condition = current.is_some_and(|c| c.status == "False" && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(msg.as_str()));
-        let same_nomination = nominated.is_none() || nominated.as_deref() == pod.nominated_node_name();
+        self.events.emit(
+            &pod.pod,
+            EventType::Warning,
+            "FailedScheduling",
+            "Scheduling",
+            msg.clone(),
+            true,
+        );
+        let current = pod
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
+        let same_condition = current.is_some_and(|c| {
+            c.status == "False"
+                && c.reason.as_deref() == Some(reason)
+                && c.message.as_deref() == Some(msg.as_str())
+        });
+        let same_nomination =
+            nominated.is_none() || nominated.as_deref() == pod.nominated_node_name();
         if same_condition && same_nomination {
             return;
         }
@@ -585,7 +824,14 @@ impl Scheduler {
         let client = self.client.clone();
         tokio::spawn(async move {
             let api: Api<Pod> = Api::namespaced(client, &pod.namespace);
-            if let Err(e) = api.patch_status(&pod.name, &PatchParams::default(), &Patch::Merge(&json!({ "status": status }))).await {
+            if let Err(e) = api
+                .patch_status(
+                    &pod.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({ "status": status })),
+                )
+                .await
+            {
                 debug!(pod = %pod.key(), error = %e, "updating pod status failed");
             }
         });
@@ -597,15 +843,31 @@ fn preemptor_scheduler(p: &PodInfo) -> &str {
 }
 
 /// The pod's conditions with `type_` replaced (lastTransitionTime kept when the status is unchanged).
-fn merged_conditions(pod: &Pod, type_: &str, status: &str, reason: &str, message: &str) -> serde_json::Value {
+fn merged_conditions(
+    pod: &Pod,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+) -> serde_json::Value {
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let mut out = Vec::new();
     let mut found = false;
-    for c in pod.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten() {
+    for c in pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+    {
         let mut v = serde_json::to_value(c).unwrap_or_default();
         if c.type_ == type_ {
             found = true;
-            let transition = if c.status == status { v["lastTransitionTime"].clone() } else { json!(now) };
+            let transition = if c.status == status {
+                v["lastTransitionTime"].clone()
+            } else {
+                json!(now)
+            };
             v = json!({"type": type_, "status": status, "reason": reason, "message": message, "lastProbeTime": null, "lastTransitionTime": transition});
         }
         out.push(v);
@@ -629,12 +891,27 @@ mod tests {
         assert_eq!(v[0]["reason"], "Unschedulable");
         pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
             conditions: Some(vec![
-                k8s_openapi::api::core::v1::PodCondition { type_: "Other".into(), status: "True".into(), ..Default::default() },
-                k8s_openapi::api::core::v1::PodCondition { type_: "PodScheduled".into(), status: "False".into(), reason: Some("Unschedulable".into()), ..Default::default() },
+                k8s_openapi::api::core::v1::PodCondition {
+                    type_: "Other".into(),
+                    status: "True".into(),
+                    ..Default::default()
+                },
+                k8s_openapi::api::core::v1::PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: "False".into(),
+                    reason: Some("Unschedulable".into()),
+                    ..Default::default()
+                },
             ]),
             ..Default::default()
         });
-        let v = merged_conditions(&pod, "PodScheduled", "False", "Unschedulable", "new message");
+        let v = merged_conditions(
+            &pod,
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+            "new message",
+        );
         let a = v.as_array().unwrap();
         assert_eq!(a.len(), 2);
         assert_eq!(a[0]["type"], "Other");

@@ -31,11 +31,17 @@ impl Req {
             Op::Exists => value.is_some(),
             Op::DoesNotExist => value.is_none(),
             Op::Gt | Op::Lt => {
-                let (Some(v), Some(bound)) = (value.and_then(|v| v.parse::<i64>().ok()), self.values.first().and_then(|b| b.parse::<i64>().ok()))
-                else {
+                let (Some(v), Some(bound)) = (
+                    value.and_then(|v| v.parse::<i64>().ok()),
+                    self.values.first().and_then(|b| b.parse::<i64>().ok()),
+                ) else {
                     return false;
                 };
-                if self.op == Op::Gt { v > bound } else { v < bound }
+                if self.op == Op::Gt {
+                    v > bound
+                } else {
+                    v < bound
+                }
             }
         }
     }
@@ -51,11 +57,17 @@ pub struct Selector {
 
 impl Selector {
     pub fn everything() -> Selector {
-        Selector { reqs: Vec::new(), nothing: false }
+        Selector {
+            reqs: Vec::new(),
+            nothing: false,
+        }
     }
 
     pub fn nothing() -> Selector {
-        Selector { reqs: Vec::new(), nothing: true }
+        Selector {
+            reqs: Vec::new(),
+            nothing: true,
+        }
     }
 
     pub fn from_map(m: &Labels) -> Selector {
@@ -67,11 +79,19 @@ impl Selector {
     }
 
     pub fn add_in(&mut self, key: &str, value: &str) {
-        self.reqs.push(Req { key: key.to_string(), op: Op::In, values: vec![value.to_string()] });
+        self.reqs.push(Req {
+            key: key.to_string(),
+            op: Op::In,
+            values: vec![value.to_string()],
+        });
     }
 
     pub fn add_not_in(&mut self, key: &str, value: &str) {
-        self.reqs.push(Req { key: key.to_string(), op: Op::NotIn, values: vec![value.to_string()] });
+        self.reqs.push(Req {
+            key: key.to_string(),
+            op: Op::NotIn,
+            values: vec![value.to_string()],
+        });
     }
 
     /// AND another selector's requirements into this one.
@@ -113,7 +133,11 @@ impl LabelSelectorExt for LabelSelector {
                 // An invalid operator makes the selector match nothing, as upstream's conversion fails.
                 _ => return Selector::nothing(),
             };
-            s.reqs.push(Req { key: e.key.clone(), op, values: e.values.clone().unwrap_or_default() });
+            s.reqs.push(Req {
+                key: e.key.clone(),
+                op,
+                values: e.values.clone().unwrap_or_default(),
+            });
         }
         s
     }
@@ -140,7 +164,11 @@ fn node_reqs(reqs: Option<&Vec<NodeSelectorRequirement>>) -> Option<Vec<Req>> {
             "Lt" => Op::Lt,
             _ => return None,
         };
-        out.push(Req { key: r.key.clone(), op, values: r.values.clone().unwrap_or_default() });
+        out.push(Req {
+            key: r.key.clone(),
+            op,
+            values: r.values.clone().unwrap_or_default(),
+        });
     }
     Some(out)
 }
@@ -152,9 +180,17 @@ impl NodeTerm {
         match (labels, fields) {
             (Some(labels), Some(fields)) => {
                 let never = labels.is_empty() && fields.is_empty();
-                NodeTerm { labels, fields, never }
+                NodeTerm {
+                    labels,
+                    fields,
+                    never,
+                }
             }
-            _ => NodeTerm { labels: Vec::new(), fields: Vec::new(), never: true },
+            _ => NodeTerm {
+                labels: Vec::new(),
+                fields: Vec::new(),
+                never: true,
+            },
         }
     }
 
@@ -164,12 +200,18 @@ impl NodeTerm {
         }
         let name = node_name.to_string();
         self.labels.iter().all(|r| r.matches(labels.get(&r.key)))
-            && self.fields.iter().all(|r| r.key == "metadata.name" && r.matches(Some(&name)))
+            && self
+                .fields
+                .iter()
+                .all(|r| r.key == "metadata.name" && r.matches(Some(&name)))
     }
 
     /// The node names this term can only match, if it pins `metadata.name` with `In`.
     pub fn pinned_names(&self) -> Option<Vec<String>> {
-        self.fields.iter().find(|r| r.key == "metadata.name" && r.op == Op::In).map(|r| r.values.clone())
+        self.fields
+            .iter()
+            .find(|r| r.key == "metadata.name" && r.op == Op::In)
+            .map(|r| r.values.clone())
     }
 }
 
@@ -181,7 +223,13 @@ pub struct CompiledNodeSelector {
 
 impl CompiledNodeSelector {
     pub fn compile(s: &NodeSelector) -> CompiledNodeSelector {
-        CompiledNodeSelector { terms: s.node_selector_terms.iter().map(NodeTerm::compile).collect() }
+        CompiledNodeSelector {
+            terms: s
+                .node_selector_terms
+                .iter()
+                .map(NodeTerm::compile)
+                .collect(),
+        }
     }
 
     pub fn matches(&self, node_name: &str, labels: &Labels) -> bool {
@@ -195,7 +243,9 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(kv: &[(&str, &str)]) -> Labels {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -216,7 +266,11 @@ mod tests {
         assert!(LabelSelector::default().compile().matches(&labels(&[])));
         assert!(!Selector::nothing().matches(&labels(&[])));
         let bad = LabelSelector {
-            match_expressions: Some(vec![LabelSelectorRequirement { key: "a".into(), operator: "Bogus".into(), values: None }]),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "a".into(),
+                operator: "Bogus".into(),
+                values: None,
+            }]),
             ..Default::default()
         };
         assert!(!bad.compile().matches(&labels(&[("a", "b")])));

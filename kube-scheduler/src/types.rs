@@ -31,12 +31,18 @@ pub fn value(q: &Quantity) -> i64 {
 }
 
 fn scaled(q: &Quantity, factor: f64) -> i64 {
-    let Ok(p) = kube_quantity::ParsedQuantity::try_from(q) else { return 0 };
+    let Ok(p) = kube_quantity::ParsedQuantity::try_from(q) else {
+        return 0;
+    };
     let Some(f) = p.to_bytes_f64() else { return 0 };
     let v = f * factor;
     let r = v.round();
     // Float noise from decimal suffixes must not round 100m up to 101m.
-    if (v - r).abs() < 1e-6 { r as i64 } else { v.ceil() as i64 }
+    if (v - r).abs() < 1e-6 {
+        r as i64
+    } else {
+        v.ceil() as i64
+    }
 }
 
 /// Requested or allocatable resources.
@@ -116,7 +122,10 @@ impl Resource {
     }
 
     pub fn is_zero(&self) -> bool {
-        self.milli_cpu == 0 && self.memory == 0 && self.ephemeral_storage == 0 && self.scalar.values().all(|v| *v == 0)
+        self.milli_cpu == 0
+            && self.memory == 0
+            && self.ephemeral_storage == 0
+            && self.scalar.values().all(|v| *v == 0)
     }
 }
 
@@ -137,13 +146,23 @@ fn container_requests(c: &k8s_openapi::api::core::v1::Container) -> Resource {
 /// containers, at least the largest init container's needs at its point in the sequence,
 /// plus the pod overhead. Also returns the non-zero cpu/memory used for scoring.
 pub fn pod_requests(pod: &Pod) -> (Resource, i64, i64) {
-    let Some(spec) = pod.spec.as_ref() else { return (Resource::default(), 0, 0) };
+    let Some(spec) = pod.spec.as_ref() else {
+        return (Resource::default(), 0, 0);
+    };
     let mut reqs = Resource::default();
     let (mut nz_cpu, mut nz_mem) = (0i64, 0i64);
     for c in &spec.containers {
         let r = container_requests(c);
-        nz_cpu += if r.milli_cpu == 0 { DEFAULT_MILLI_CPU_REQUEST } else { r.milli_cpu };
-        nz_mem += if r.memory == 0 { DEFAULT_MEMORY_REQUEST } else { r.memory };
+        nz_cpu += if r.milli_cpu == 0 {
+            DEFAULT_MILLI_CPU_REQUEST
+        } else {
+            r.milli_cpu
+        };
+        nz_mem += if r.memory == 0 {
+            DEFAULT_MEMORY_REQUEST
+        } else {
+            r.memory
+        };
         reqs.add(&r);
     }
     // Restartable init containers (sidecars) run alongside everything after them.
@@ -153,8 +172,16 @@ pub fn pod_requests(pod: &Pod) -> (Resource, i64, i64) {
     let (mut nz_side_cpu, mut nz_side_mem) = (0i64, 0i64);
     for c in spec.init_containers.iter().flatten() {
         let r = container_requests(c);
-        let c_cpu = if r.milli_cpu == 0 { DEFAULT_MILLI_CPU_REQUEST } else { r.milli_cpu };
-        let c_mem = if r.memory == 0 { DEFAULT_MEMORY_REQUEST } else { r.memory };
+        let c_cpu = if r.milli_cpu == 0 {
+            DEFAULT_MILLI_CPU_REQUEST
+        } else {
+            r.milli_cpu
+        };
+        let c_mem = if r.memory == 0 {
+            DEFAULT_MEMORY_REQUEST
+        } else {
+            r.memory
+        };
         if c.restart_policy.as_deref() == Some("Always") {
             sidecars.add(&r);
             nz_side_cpu += c_cpu;
@@ -198,14 +225,22 @@ pub struct AffinityTerm {
 }
 
 impl AffinityTerm {
-    fn from_api(t: &k8s_openapi::api::core::v1::PodAffinityTerm, pod: &Pod, pod_labels: &Labels) -> AffinityTerm {
+    fn from_api(
+        t: &k8s_openapi::api::core::v1::PodAffinityTerm,
+        pod: &Pod,
+        pod_labels: &Labels,
+    ) -> AffinityTerm {
         let own_ns = pod.metadata.namespace.clone().unwrap_or_default();
         let mut namespaces = t.namespaces.clone().unwrap_or_default();
         let namespace_selector = t.namespace_selector.as_ref().map(|s| s.compile());
         if namespaces.is_empty() && namespace_selector.is_none() {
             namespaces.push(own_ns);
         }
-        let mut selector = t.label_selector.as_ref().map(LabelSelector::compile).unwrap_or_else(Selector::nothing);
+        let mut selector = t
+            .label_selector
+            .as_ref()
+            .map(LabelSelector::compile)
+            .unwrap_or_else(Selector::nothing);
         // matchLabelKeys / mismatchLabelKeys add the incoming pod's own label values.
         for k in t.match_label_keys.iter().flatten() {
             if let Some(v) = pod_labels.get(k) {
@@ -217,13 +252,21 @@ impl AffinityTerm {
                 selector.add_not_in(k, v);
             }
         }
-        AffinityTerm { namespaces, namespace_selector, selector, topology_key: t.topology_key.clone() }
+        AffinityTerm {
+            namespaces,
+            namespace_selector,
+            selector,
+            topology_key: t.topology_key.clone(),
+        }
     }
 
     /// Whether `pod` (with its namespace's labels) is selected by this term.
     pub fn matches(&self, pod: &PodInfo, ns_labels: Option<&Labels>) -> bool {
-        let ns_ok = self.namespaces.iter().any(|n| *n == pod.namespace)
-            || self.namespace_selector.as_ref().is_some_and(|s| s.matches(ns_labels.unwrap_or(&EMPTY_LABELS)));
+        let ns_ok = self.namespaces.contains(&pod.namespace)
+            || self
+                .namespace_selector
+                .as_ref()
+                .is_some_and(|s| s.matches(ns_labels.unwrap_or(&EMPTY_LABELS)));
         ns_ok && self.selector.matches(&pod.labels)
     }
 }
@@ -278,7 +321,10 @@ impl PodInfo {
         let pa = aff.and_then(|a| a.pod_affinity.as_ref());
         let paa = aff.and_then(|a| a.pod_anti_affinity.as_ref());
         let req = |v: Option<&Vec<k8s_openapi::api::core::v1::PodAffinityTerm>>| {
-            v.into_iter().flatten().map(|t| AffinityTerm::from_api(t, &pod, &labels)).collect::<Vec<_>>()
+            v.into_iter()
+                .flatten()
+                .map(|t| AffinityTerm::from_api(t, &pod, &labels))
+                .collect::<Vec<_>>()
         };
         let pref = |v: Option<&Vec<k8s_openapi::api::core::v1::WeightedPodAffinityTerm>>| {
             v.into_iter()
@@ -289,19 +335,43 @@ impl PodInfo {
                 })
                 .collect::<Vec<_>>()
         };
-        let required_affinity = req(pa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()));
-        let required_anti_affinity = req(paa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()));
-        let preferred_affinity = pref(pa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()));
-        let preferred_anti_affinity = pref(paa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()));
+        let required_affinity = req(pa.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let required_anti_affinity = req(paa.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let preferred_affinity = pref(pa.and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let preferred_anti_affinity = pref(paa.and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
         let mut host_ports = Vec::new();
         if let Some(s) = spec {
-            let restartable_inits = s.init_containers.iter().flatten().filter(|c| c.restart_policy.as_deref() == Some("Always"));
+            let restartable_inits = s
+                .init_containers
+                .iter()
+                .flatten()
+                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
             for c in s.containers.iter().chain(restartable_inits) {
                 for p in c.ports.iter().flatten() {
                     if let Some(hp) = p.host_port.filter(|hp| *hp > 0) {
-                        let ip = p.host_ip.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| "0.0.0.0".into());
+                        let ip = p
+                            .host_ip
+                            .clone()
+                            .filter(|i| !i.is_empty())
+                            .unwrap_or_else(|| "0.0.0.0".into());
                         let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".into());
-                        host_ports.push(HostPort { ip, protocol, port: hp });
+                        host_ports.push(HostPort {
+                            ip,
+                            protocol,
+                            port: hp,
+                        });
                     }
                 }
             }
@@ -321,7 +391,9 @@ impl PodInfo {
             host_ports,
             tolerations: spec.and_then(|s| s.tolerations.clone()).unwrap_or_default(),
             node_name: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-            scheduler_name: spec.and_then(|s| s.scheduler_name.clone()).unwrap_or_else(|| "default-scheduler".into()),
+            scheduler_name: spec
+                .and_then(|s| s.scheduler_name.clone())
+                .unwrap_or_else(|| "default-scheduler".into()),
             terminating: pod.metadata.deletion_timestamp.is_some(),
             labels,
             pod,
@@ -345,12 +417,20 @@ impl PodInfo {
     }
 
     pub fn nominated_node_name(&self) -> Option<&str> {
-        self.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).filter(|n| !n.is_empty())
+        self.pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .filter(|n| !n.is_empty())
     }
 
     /// Start time, for preemption's tie-breaking (later-started victims are preferred).
     pub fn start_time(&self) -> Option<jiff_ts::Timestamp> {
-        self.pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0)
+        self.pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0)
     }
 
     /// A copy of this pod bound to `node` (the assumed pod the cache holds until the watch
@@ -428,11 +508,14 @@ impl NodeInfo {
         self.taints = spec.and_then(|s| s.taints.clone()).unwrap_or_default();
         self.unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
         let status = node.status.as_ref();
-        self.allocatable = Resource::from_list(status.and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref())));
+        self.allocatable = Resource::from_list(
+            status.and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref())),
+        );
         self.images.clear();
         for img in status.and_then(|s| s.images.as_ref()).into_iter().flatten() {
             for n in img.names.iter().flatten() {
-                self.images.insert(normalize_image(n), img.size_bytes.unwrap_or(0));
+                self.images
+                    .insert(normalize_image(n), img.size_bytes.unwrap_or(0));
             }
         }
         self.node = Some(node);
@@ -459,7 +542,9 @@ impl NodeInfo {
 
     /// Remove the pod with `uid`; returns whether it was there.
     pub fn remove_pod(&mut self, uid: &str) -> bool {
-        let Some(i) = self.pods.iter().position(|p| p.uid == uid) else { return false };
+        let Some(i) = self.pods.iter().position(|p| p.uid == uid) else {
+            return false;
+        };
         let pod = self.pods.swap_remove(i);
         self.requested.sub(&pod.requests);
         self.requested.allowed_pod_number = 0;
@@ -487,7 +572,11 @@ impl NodeInfo {
 /// Image names as the kubelet reports them: a reference without tag or digest means `:latest`.
 pub fn normalize_image(name: &str) -> String {
     let last = name.rsplit('/').next().unwrap_or(name);
-    if name.contains('@') || last.contains(':') { name.to_string() } else { format!("{name}:latest") }
+    if name.contains('@') || last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
 }
 
 /// Whether `toleration` tolerates `taint` (upstream's `ToleratesTaint`).
@@ -503,13 +592,19 @@ pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
     }
     match toleration.operator.as_deref().unwrap_or("Equal") {
         "Exists" => true,
-        "" | "Equal" => toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        "" | "Equal" => {
+            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
         _ => false,
     }
 }
 
 /// The first taint (with one of `effects`) that no toleration tolerates.
-pub fn find_untolerated<'a>(taints: &'a [Taint], tolerations: &[Toleration], effects: &[&str]) -> Option<&'a Taint> {
+pub fn find_untolerated<'a>(
+    taints: &'a [Taint],
+    tolerations: &[Toleration],
+    effects: &[&str],
+) -> Option<&'a Taint> {
     taints
         .iter()
         .filter(|t| effects.contains(&t.effect.as_str()))
@@ -535,7 +630,10 @@ mod tests {
 
     #[test]
     fn pod_requests_include_init_sidecars_and_overhead() {
-        let pod = PodBuilder::new("p").container("1", "1Gi").container("500m", "").build();
+        let pod = PodBuilder::new("p")
+            .container("1", "1Gi")
+            .container("500m", "")
+            .build();
         let (r, nzc, nzm) = pod_requests(&pod);
         assert_eq!(r.milli_cpu, 1500);
         assert_eq!(r.memory, 1 << 30);
@@ -543,13 +641,22 @@ mod tests {
         assert_eq!(nzm, (1 << 30) + DEFAULT_MEMORY_REQUEST);
 
         // An init container larger than the app containers dominates.
-        let pod = PodBuilder::new("p").container("1", "").init_container("3", "").build();
+        let pod = PodBuilder::new("p")
+            .container("1", "")
+            .init_container("3", "")
+            .build();
         assert_eq!(pod_requests(&pod).0.milli_cpu, 3000);
         // A sidecar adds to the app containers.
-        let pod = PodBuilder::new("p").container("1", "").sidecar("500m").build();
+        let pod = PodBuilder::new("p")
+            .container("1", "")
+            .sidecar("500m")
+            .build();
         assert_eq!(pod_requests(&pod).0.milli_cpu, 1500);
         // Overhead is added on top.
-        let pod = PodBuilder::new("p").container("1", "").overhead("250m").build();
+        let pod = PodBuilder::new("p")
+            .container("1", "")
+            .overhead("250m")
+            .build();
         assert_eq!(pod_requests(&pod).0.milli_cpu, 1250);
     }
 
@@ -566,7 +673,12 @@ mod tests {
 
     #[test]
     fn toleration_matching() {
-        let taint = Taint { key: "k".into(), value: Some("v".into()), effect: "NoSchedule".into(), ..Default::default() };
+        let taint = Taint {
+            key: "k".into(),
+            value: Some("v".into()),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        };
         let t = |k: &str, op: &str, v: &str, e: &str| Toleration {
             key: Some(k.into()),
             operator: Some(op.into()),
@@ -585,7 +697,15 @@ mod tests {
     #[test]
     fn node_info_accounting() {
         let mut ni = NodeInfo::empty("n");
-        let p = Arc::new(PodInfo::new(Arc::new(PodBuilder::new("a").container("1", "1Gi").host_port(80).build()), 0));
+        let p = Arc::new(PodInfo::new(
+            Arc::new(
+                PodBuilder::new("a")
+                    .container("1", "1Gi")
+                    .host_port(80)
+                    .build(),
+            ),
+            0,
+        ));
         ni.add_pod(p.clone());
         assert_eq!(ni.requested.milli_cpu, 1000);
         assert_eq!(ni.used_ports.len(), 1);
@@ -599,7 +719,10 @@ mod tests {
     fn image_names_normalize() {
         assert_eq!(normalize_image("nginx"), "nginx:latest");
         assert_eq!(normalize_image("nginx:1.2"), "nginx:1.2");
-        assert_eq!(normalize_image("localhost:5000/nginx"), "localhost:5000/nginx:latest");
+        assert_eq!(
+            normalize_image("localhost:5000/nginx"),
+            "localhost:5000/nginx:latest"
+        );
         assert_eq!(normalize_image("a@sha256:abc"), "a@sha256:abc");
     }
 }

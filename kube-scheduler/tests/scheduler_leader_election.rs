@@ -19,7 +19,13 @@ const LE: &[&str] = &[
 
 async fn holder(client: &kube::Client) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
-    leases.get_opt("kube-scheduler").await.ok().flatten().and_then(|l| l.spec).and_then(|s| s.holder_identity)
+    leases
+        .get_opt("kube-scheduler")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
 }
 
 #[tokio::test]
@@ -27,7 +33,11 @@ async fn leader_election_handover_without_double_binding() {
     let server = apiserver().await;
     let client = server.client().await;
     for i in 0..4 {
-        create_node(&client, node_json(&format!("n{i}"), "16", "32Gi", &[], json!([]))).await;
+        create_node(
+            &client,
+            node_json(&format!("n{i}"), "16", "32Gi", &[], json!([])),
+        )
+        .await;
     }
     let mut a = SchedulerProc::start(&server, "sched-a", LE);
     let first = integration_tests::within(30, "a leader", async {
@@ -47,7 +57,11 @@ async fn leader_election_handover_without_double_binding() {
     for i in 0..10 {
         wait_bound(&client, &format!("before-{i}"), 60).await;
     }
-    assert_eq!(holder(&client).await.as_deref(), Some(first.as_str()), "the first leader keeps the lease");
+    assert_eq!(
+        holder(&client).await.as_deref(),
+        Some(first.as_str()),
+        "the first leader keeps the lease"
+    );
 
     // Crash the leader; pods created meanwhile are bound once the other takes over.
     a.kill();
@@ -67,15 +81,30 @@ async fn leader_election_handover_without_double_binding() {
             let name = format!("{prefix}-{i}");
             let scheduled = events_for(&client, &name, "Scheduled").await;
             assert_eq!(scheduled.len(), 1, "{name}: {scheduled:?}");
-            assert_eq!(scheduled[0].series.as_ref().map(|s| s.count), None, "{name} scheduled once");
+            assert_eq!(
+                scheduled[0].series.as_ref().map(|s| s.count),
+                None,
+                "{name} scheduled once"
+            );
             let failed = events_for(&client, &name, "FailedScheduling").await;
             assert!(failed.is_empty(), "{name}: {failed:?}");
         }
     }
     let reporters: std::collections::BTreeSet<String> = {
-        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
-        api.list(&Default::default()).await.unwrap().items.into_iter().filter_map(|e| e.reporting_instance).collect()
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(client.clone(), "default");
+        api.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|e| e.reporting_instance)
+            .collect()
     };
-    assert_eq!(reporters.len(), 2, "both schedulers bound pods, one after the other: {reporters:?}");
+    assert_eq!(
+        reporters.len(),
+        2,
+        "both schedulers bound pods, one after the other: {reporters:?}"
+    );
     drop(b);
 }

@@ -39,6 +39,10 @@ struct Args {
     /// etcd or embedded.
     #[arg(long, default_value = "etcd")]
     storage: String,
+    /// streaming (pods created while the scheduler runs), backlog (all pods created first, then
+    /// the scheduler is started: its own throughput, without the creation rate as a cap), or both.
+    #[arg(long, default_value = "both")]
+    mode: String,
     /// Append the Markdown report to this file.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -46,12 +50,15 @@ struct Args {
 
 struct Result_ {
     workload: String,
+    backlog: bool,
     pods: usize,
     bound: usize,
     elapsed: Duration,
     p50: Duration,
     p99: Duration,
     peak_per_sec: usize,
+    scheduler_cpu: f64,
+    apiserver_cpu: f64,
 }
 
 fn node_json(i: usize) -> Value {
@@ -120,6 +127,21 @@ where
 
 struct SchedulerChild(std::process::Child);
 
+/// User+system CPU seconds a process has used so far (Linux /proc; 0 when unavailable).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
 impl Drop for SchedulerChild {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -127,8 +149,77 @@ impl Drop for SchedulerChild {
     }
 }
 
-async fn run_workload(args: &Args, workload: &str) -> anyhow::Result<Result_> {
-    let opts = if args.storage == "embedded" { ApiServerOptions::embedded() } else { ApiServerOptions::own_etcd() };
+/// Start the kube-scheduler next to this binary (metrics on a free port) and wait until it has
+/// synced its informers.
+async fn start_scheduler(server: &ApiServer) -> anyhow::Result<SchedulerChild> {
+    let port = free_port()?;
+    let log = server.root_dir().join("kube-scheduler.log");
+    let logf = std::fs::File::create(&log)?;
+    let child = std::process::Command::new(find_binary("kube-scheduler")?)
+        .args([
+            format!("--kubeconfig={}", server.kubeconfig_path().display()),
+            "--leader-elect=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+        ])
+        .stdout(std::process::Stdio::from(logf.try_clone()?))
+        .stderr(std::process::Stdio::from(logf))
+        .spawn()?;
+    let child = SchedulerChild(child);
+    integration_tests::within(300, "scheduler ready", async {
+        loop {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await;
+                let mut b = String::new();
+                let _ = s.read_to_string(&mut b).await;
+                if b.starts_with("HTTP/1.0 200") || b.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    Ok(child)
+}
+
+/// Create the workload's pods from `args.creators` concurrent clients, recording when each
+/// create was acknowledged.
+async fn create_pods(
+    args: &Args,
+    workload: &str,
+    ns: &str,
+    pods: Api<Pod>,
+    created_at: Arc<Mutex<HashMap<String, Instant>>>,
+) -> anyhow::Result<()> {
+    let (workload, ns) = (workload.to_string(), ns.to_string());
+    parallel(args.pods, args.creators, move |i| {
+        let (pods, created_at, workload, ns) = (
+            pods.clone(),
+            created_at.clone(),
+            workload.clone(),
+            ns.clone(),
+        );
+        async move {
+            let p: Pod = serde_json::from_value(pod_json(&workload, &ns, i))?;
+            pods.create(&PostParams::default(), &p).await?;
+            created_at
+                .lock()
+                .unwrap()
+                .insert(format!("pod-{i}"), Instant::now());
+            Ok(())
+        }
+    })
+    .await
+}
+
+async fn run_workload(args: &Args, workload: &str, backlog: bool) -> anyhow::Result<Result_> {
+    let opts = if args.storage == "embedded" {
+        ApiServerOptions::embedded()
+    } else {
+        ApiServerOptions::own_etcd()
+    };
     let server = ApiServer::start(opts).await;
     let client = server.client().await;
 
@@ -143,51 +234,38 @@ async fn run_workload(args: &Args, workload: &str) -> anyhow::Result<Result_> {
                 let status = v["status"].clone();
                 let n: Node = serde_json::from_value(v)?;
                 let created = nodes.create(&PostParams::default(), &n).await?;
-                if created.status.as_ref().and_then(|s| s.allocatable.as_ref()).is_none() {
-                    nodes.patch_status(&format!("node-{i}"), &PatchParams::default(), &Patch::Merge(&json!({"status": status}))).await?;
+                if created
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.allocatable.as_ref())
+                    .is_none()
+                {
+                    nodes
+                        .patch_status(
+                            &format!("node-{i}"),
+                            &PatchParams::default(),
+                            &Patch::Merge(&json!({"status": status})),
+                        )
+                        .await?;
                 }
                 Ok(())
             }
         })
         .await?;
     }
-    eprintln!("[{workload}] {} nodes created in {:.1?}", args.nodes, t.elapsed());
+    eprintln!(
+        "[{workload}] {} nodes created in {:.1?}",
+        args.nodes,
+        t.elapsed()
+    );
 
     let ns = format!("bench-{}", workload);
     let nss: Api<Namespace> = Api::all(client.clone());
-    nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?).await?;
-
-    // The scheduler, with metrics on a free port; wait until it has synced.
-    let port = free_port()?;
-    let log = server.root_dir().join("kube-scheduler.log");
-    let logf = std::fs::File::create(&log)?;
-    let child = std::process::Command::new(find_binary("kube-scheduler")?)
-        .args([
-            format!("--kubeconfig={}", server.kubeconfig_path().display()),
-            "--leader-elect=false".into(),
-            "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={port}"),
-        ])
-        .stdout(std::process::Stdio::from(logf.try_clone()?))
-        .stderr(std::process::Stdio::from(logf))
-        .spawn()?;
-    let _child = SchedulerChild(child);
-    let ready = integration_tests::within(120, "scheduler ready", async {
-        loop {
-            if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await;
-                let mut b = String::new();
-                let _ = s.read_to_string(&mut b).await;
-                if b.starts_with("HTTP/1.0 200") || b.starts_with("HTTP/1.1 200") {
-                    return true;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
-    assert!(ready);
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+    )
+    .await?;
 
     // Watch bindings.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -215,35 +293,68 @@ async fn run_workload(args: &Args, workload: &str) -> anyhow::Result<Result_> {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let start = Instant::now();
-    {
-        let (pods, created_at, workload, ns) = (pods.clone(), created_at.clone(), workload.to_string(), ns.clone());
-        parallel(args.pods, args.creators, move |i| {
-            let (pods, created_at, workload, ns) = (pods.clone(), created_at.clone(), workload.clone(), ns.clone());
-            async move {
-                let p: Pod = serde_json::from_value(pod_json(&workload, &ns, i))?;
-                pods.create(&PostParams::default(), &p).await?;
-                created_at.lock().unwrap().insert(format!("pod-{i}"), Instant::now());
-                Ok(())
-            }
-        })
-        .await?;
+    let mut start = Instant::now();
+    let _child: SchedulerChild;
+    if backlog {
+        create_pods(args, workload, &ns, pods.clone(), created_at.clone()).await?;
+        eprintln!(
+            "[{workload}] {} pods created in {:.1?}",
+            args.pods,
+            start.elapsed()
+        );
+        _child = start_scheduler(&server).await?;
+        start = Instant::now();
+    } else {
+        // (CPU baselines are taken right after this if/else.)
+        _child = start_scheduler(&server).await?;
+        start = Instant::now();
+        create_pods(args, workload, &ns, pods.clone(), created_at.clone()).await?;
+        eprintln!(
+            "[{workload}] {} pods created in {:.1?}",
+            args.pods,
+            start.elapsed()
+        );
     }
-    eprintln!("[{workload}] {} pods created in {:.1?}", args.pods, start.elapsed());
+    // In streaming mode the baselines include the creation phase; both modes include binding.
+    let sched_cpu0 = if backlog {
+        cpu_seconds(_child.0.id())
+    } else {
+        0.0
+    };
+    let api_cpu0 = if backlog {
+        server.pid().map(cpu_seconds).unwrap_or(0.0)
+    } else {
+        0.0
+    };
     let target = args.pods;
-    let _ = tokio::time::timeout(Duration::from_secs(600), done_rx.wait_for(|n| *n >= target)).await;
+    let _ =
+        tokio::time::timeout(Duration::from_secs(600), done_rx.wait_for(|n| *n >= target)).await;
     let bound = bound_at.lock().unwrap().clone();
     let created = created_at.lock().unwrap().clone();
     let last = bound.values().max().copied().unwrap_or(start);
-    let mut lat: Vec<Duration> = bound.iter().filter_map(|(n, b)| created.get(n).map(|c| b.saturating_duration_since(*c))).collect();
+    let mut lat: Vec<Duration> = bound
+        .iter()
+        .filter_map(|(n, b)| created.get(n).map(|c| b.saturating_duration_since(*c)))
+        .collect();
     lat.sort();
-    let pct = |p: f64| lat.get(((lat.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        lat.get(((lat.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
     let mut per_sec: HashMap<u64, usize> = HashMap::new();
     for b in bound.values() {
-        *per_sec.entry(b.duration_since(start).as_secs()).or_default() += 1;
+        *per_sec
+            .entry(b.duration_since(start).as_secs())
+            .or_default() += 1;
     }
+    let scheduler_cpu = cpu_seconds(_child.0.id()) - sched_cpu0;
+    let apiserver_cpu = server.pid().map(cpu_seconds).unwrap_or(0.0) - api_cpu0;
     let res = Result_ {
+        scheduler_cpu,
+        apiserver_cpu,
         workload: workload.to_string(),
+        backlog,
         pods: args.pods,
         bound: bound.len(),
         elapsed: last.duration_since(start),
@@ -252,14 +363,17 @@ async fn run_workload(args: &Args, workload: &str) -> anyhow::Result<Result_> {
         peak_per_sec: per_sec.values().copied().max().unwrap_or(0),
     };
     eprintln!(
-        "[{workload}] bound {}/{} in {:.2?}: {:.0} pods/s (peak {}/s), p50 {:.1?} p99 {:.1?}",
+        "[{workload}{}] bound {}/{} in {:.2?}: {:.0} pods/s (peak {}/s), p50 {:.1?} p99 {:.1?}; cpu s: scheduler {:.1} apiserver {:.1}",
+        if backlog { " backlog" } else { "" },
         res.bound,
         res.pods,
         res.elapsed,
         res.bound as f64 / res.elapsed.as_secs_f64(),
         res.peak_per_sec,
         res.p50,
-        res.p99
+        res.p99,
+        res.scheduler_cpu,
+        res.apiserver_cpu
     );
     Ok(res)
 }
@@ -268,14 +382,29 @@ async fn run_workload(args: &Args, workload: &str) -> anyhow::Result<Result_> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut results = Vec::new();
-    for w in args.workloads.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-        results.push(run_workload(&args, w).await?);
+    let modes: &[bool] = match args.mode.as_str() {
+        "streaming" => &[false],
+        "backlog" => &[true],
+        _ => &[false, true],
+    };
+    for w in args
+        .workloads
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
+        for &backlog in modes {
+            results.push(run_workload(&args, w, backlog).await?);
+        }
     }
     let mut md = format!(
         "\n## kube-scheduler throughput (scheduler_perf style)\n\nMeasured by `scheduler-bench` (release build) in one run: {} nodes, {} pods per workload, {} storage, {} concurrent pod creators; \
          apiserver, {}scheduler, load generator and its watch all on this machine's 2 shared cores (other work was running on the machine at the same time). \
-         Throughput = pods bound / (last binding seen − first create sent); latency = binding seen by a watch − create acknowledged.\n\n\
-         | workload | pods bound | pods/s | peak pods/s (1 s bucket) | p50 latency | p99 latency |\n|---|---:|---:|---:|---:|---:|\n",
+         Streaming: pods are created while the scheduler runs; throughput = pods bound / (last binding seen − first create sent), \
+         latency = binding seen by a watch − create acknowledged. Backlog: all pods exist before the scheduler starts; throughput = pods bound / \
+         (last binding seen − scheduler ready), i.e. the scheduler's own rate without the creation rate as a cap (latency there is queueing time, not shown).\n\n\
+         CPU = seconds of CPU used by the kube-scheduler and kube-apiserver processes during the measured window (backlog) or the whole workload (streaming).\n\n\
+         | workload | mode | pods bound | pods/s | peak pods/s (1 s bucket) | p50 latency | p99 latency | scheduler CPU s | apiserver CPU s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
         args.nodes,
         args.pods,
         args.storage,
@@ -284,20 +413,34 @@ async fn main() -> anyhow::Result<()> {
     );
     for r in &results {
         md.push_str(&format!(
-            "| {} | {}/{} | {:.0} | {} | {:.0} ms | {:.0} ms |\n",
+            "| {} | {} | {}/{} | {:.0} | {} | {} | {} | {:.1} | {:.1} |\n",
             r.workload,
+            if r.backlog { "backlog" } else { "streaming" },
             r.bound,
             r.pods,
             r.bound as f64 / r.elapsed.as_secs_f64().max(1e-9),
             r.peak_per_sec,
-            r.p50.as_secs_f64() * 1000.0,
-            r.p99.as_secs_f64() * 1000.0
+            if r.backlog {
+                "–".to_string()
+            } else {
+                format!("{:.0} ms", r.p50.as_secs_f64() * 1000.0)
+            },
+            if r.backlog {
+                "–".to_string()
+            } else {
+                format!("{:.0} ms", r.p99.as_secs_f64() * 1000.0)
+            },
+            r.scheduler_cpu,
+            r.apiserver_cpu,
         ));
     }
     println!("{md}");
     if let Some(out) = &args.out {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out)?;
         f.write_all(md.as_bytes())?;
     }
     Ok(())

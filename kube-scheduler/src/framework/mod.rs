@@ -44,10 +44,18 @@ pub struct Status {
 
 impl Status {
     pub fn success() -> Status {
-        Status { code: Code::Success, reasons: Vec::new(), plugin: "" }
+        Status {
+            code: Code::Success,
+            reasons: Vec::new(),
+            plugin: "",
+        }
     }
     pub fn new(code: Code, reason: impl Into<String>) -> Status {
-        Status { code, reasons: vec![reason.into()], plugin: "" }
+        Status {
+            code,
+            reasons: vec![reason.into()],
+            plugin: "",
+        }
     }
     pub fn unschedulable(reason: impl Into<String>) -> Status {
         Status::new(Code::Unschedulable, reason)
@@ -59,7 +67,11 @@ impl Status {
         Status::new(Code::Error, msg)
     }
     pub fn skip() -> Status {
-        Status { code: Code::Skip, reasons: Vec::new(), plugin: "" }
+        Status {
+            code: Code::Skip,
+            reasons: Vec::new(),
+            plugin: "",
+        }
     }
     pub fn with_plugin(mut self, plugin: &'static str) -> Status {
         self.plugin = plugin;
@@ -73,7 +85,10 @@ impl Status {
     }
     /// Unschedulable or UnschedulableAndUnresolvable.
     pub fn is_rejected(&self) -> bool {
-        matches!(self.code, Code::Unschedulable | Code::UnschedulableAndUnresolvable)
+        matches!(
+            self.code,
+            Code::Unschedulable | Code::UnschedulableAndUnresolvable
+        )
     }
     pub fn message(&self) -> String {
         self.reasons.join(", ")
@@ -112,7 +127,11 @@ pub struct CycleState {
 impl Clone for CycleState {
     fn clone(&self) -> Self {
         CycleState {
-            data: self.data.iter().map(|(k, v)| (*k, (**v).clone_box())).collect(),
+            data: self
+                .data
+                .iter()
+                .map(|(k, v)| (*k, (**v).clone_box()))
+                .collect(),
             skip_filter: self.skip_filter.clone(),
             skip_score: self.skip_score.clone(),
         }
@@ -124,10 +143,14 @@ impl CycleState {
         self.data.insert(key, Box::new(v));
     }
     pub fn read<T: 'static>(&self, key: &'static str) -> Option<&T> {
-        self.data.get(key).and_then(|b| (**b).as_any().downcast_ref())
+        self.data
+            .get(key)
+            .and_then(|b| (**b).as_any().downcast_ref())
     }
     pub fn read_mut<T: 'static>(&mut self, key: &'static str) -> Option<&mut T> {
-        self.data.get_mut(key).and_then(|b| (**b).as_any_mut().downcast_mut())
+        self.data
+            .get_mut(key)
+            .and_then(|b| (**b).as_any_mut().downcast_mut())
     }
 }
 
@@ -236,11 +259,32 @@ pub trait QueueSortPlugin {
 }
 
 pub trait PreFilterPlugin {
-    fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, snap: &Snapshot) -> (PreFilterResult, Status);
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+    ) -> (PreFilterResult, Status);
     /// Incrementally account for `other` being added to `node` (nominated pods, preemption).
-    fn add_pod(&self, _state: &mut CycleState, _pod: &PodInfo, _other: &Arc<PodInfo>, _node: &NodeInfo, _snap: &Snapshot) {}
+    fn add_pod(
+        &self,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+        _other: &Arc<PodInfo>,
+        _node: &NodeInfo,
+        _snap: &Snapshot,
+    ) {
+    }
     /// Incrementally account for `other` being removed from `node`.
-    fn remove_pod(&self, _state: &mut CycleState, _pod: &PodInfo, _other: &Arc<PodInfo>, _node: &NodeInfo, _snap: &Snapshot) {}
+    fn remove_pod(
+        &self,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+        _other: &Arc<PodInfo>,
+        _node: &NodeInfo,
+        _snap: &Snapshot,
+    ) {
+    }
 }
 
 pub trait FilterPlugin {
@@ -259,7 +303,13 @@ pub trait PostFilterPlugin {
 }
 
 pub trait PreScorePlugin {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo], snap: &Snapshot) -> Status;
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        snap: &Snapshot,
+    ) -> Status;
 }
 
 pub trait ScorePlugin {
@@ -332,10 +382,17 @@ mod tests {
     #[test]
     fn prefilter_results_intersect() {
         let mut r = PreFilterResult::all();
-        r.merge(PreFilterResult { node_names: Some(["a", "b"].iter().map(|s| s.to_string()).collect()) });
+        r.merge(PreFilterResult {
+            node_names: Some(["a", "b"].iter().map(|s| s.to_string()).collect()),
+        });
         r.merge(PreFilterResult::all());
-        r.merge(PreFilterResult { node_names: Some(["b", "c"].iter().map(|s| s.to_string()).collect()) });
-        assert_eq!(r.node_names.unwrap(), ["b".to_string()].into_iter().collect());
+        r.merge(PreFilterResult {
+            node_names: Some(["b", "c"].iter().map(|s| s.to_string()).collect()),
+        });
+        assert_eq!(
+            r.node_names.unwrap(),
+            ["b".to_string()].into_iter().collect()
+        );
     }
 
     #[test]

@@ -11,7 +11,11 @@ use crate::config::{ExtensionPoint, ResolvedProfile};
 #[derive(Debug, thiserror::Error)]
 pub enum FrameworkError {
     #[error("profile {profile}: plugin {plugin} does not implement the {point:?} extension point")]
-    NotImplemented { profile: String, plugin: String, point: ExtensionPoint },
+    NotImplemented {
+        profile: String,
+        plugin: String,
+        point: ExtensionPoint,
+    },
     #[error("profile {profile}: plugin {plugin} is enabled but not registered")]
     Unknown { profile: String, plugin: String },
     #[error("profile {profile}: exactly one queueSort plugin must be enabled, found {found}")]
@@ -62,7 +66,10 @@ impl Framework {
     /// Wire `instances` (plugin name to instance) into the extension points `profile` enables.
     /// Plugins enabled through multiPoint land at every point they implement; plugins named
     /// at a specific point must implement it.
-    pub fn new(profile: &ResolvedProfile, instances: &HashMap<String, P>) -> Result<Framework, FrameworkError> {
+    pub fn new(
+        profile: &ResolvedProfile,
+        instances: &HashMap<String, P>,
+    ) -> Result<Framework, FrameworkError> {
         let mut f = Framework {
             profile: profile.scheduler_name.clone(),
             percentage_of_nodes_to_score: profile.percentage_of_nodes_to_score,
@@ -84,13 +91,20 @@ impl Framework {
         for point in ExtensionPoint::ALL {
             for entry in profile.points.get(&point).into_iter().flatten() {
                 let Some(p) = instances.get(&entry.name) else {
-                    return Err(FrameworkError::Unknown { profile: f.profile.clone(), plugin: entry.name.clone() });
+                    return Err(FrameworkError::Unknown {
+                        profile: f.profile.clone(),
+                        plugin: entry.name.clone(),
+                    });
                 };
                 if !implements(p, point) {
                     if entry.from_multi_point {
                         continue;
                     }
-                    return Err(FrameworkError::NotImplemented { profile: f.profile.clone(), plugin: entry.name.clone(), point });
+                    return Err(FrameworkError::NotImplemented {
+                        profile: f.profile.clone(),
+                        plugin: entry.name.clone(),
+                        point,
+                    });
                 }
                 if seen.insert(entry.name.clone()) {
                     f.plugins.push(p.clone());
@@ -113,10 +127,15 @@ impl Framework {
             }
         }
         if f.queue_sort.len() != 1 {
-            return Err(FrameworkError::QueueSort { profile: f.profile.clone(), found: f.queue_sort.len() });
+            return Err(FrameworkError::QueueSort {
+                profile: f.profile.clone(),
+                found: f.queue_sort.len(),
+            });
         }
         if f.bind.is_empty() {
-            return Err(FrameworkError::NoBind { profile: f.profile.clone() });
+            return Err(FrameworkError::NoBind {
+                profile: f.profile.clone(),
+            });
         }
         Ok(f)
     }
@@ -175,10 +194,17 @@ impl Framework {
     }
 
     /// PreFilter: merged node restrictions, or the first rejection.
-    pub fn run_pre_filter(&self, state: &mut CycleState, pod: &PodInfo, snap: &Snapshot) -> (PreFilterResult, Status) {
+    pub fn run_pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+    ) -> (PreFilterResult, Status) {
         let mut result = PreFilterResult::all();
         for p in &self.pre_filter {
-            let Some(pf) = p.as_pre_filter() else { continue };
+            let Some(pf) = p.as_pre_filter() else {
+                continue;
+            };
             let (r, st) = pf.pre_filter(state, pod, snap);
             if st.is_skip() {
                 state.skip_filter.insert(p.name());
@@ -209,8 +235,18 @@ impl Framework {
 
     /// Filter as upstream does when pods are nominated to the node: the pod must fit both with
     /// the nominated pods of equal or higher priority and without them.
-    pub fn run_filter_with_nominated(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo, snap: &Snapshot) -> Status {
-        let nominated = if snap.nominated.is_empty() { Vec::new() } else { snap.nominated_for(&node.name, pod.priority, &pod.uid) };
+    pub fn run_filter_with_nominated(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+        snap: &Snapshot,
+    ) -> Status {
+        let nominated = if snap.nominated.is_empty() {
+            Vec::new()
+        } else {
+            snap.nominated_for(&node.name, pod.priority, &pod.uid)
+        };
         if nominated.is_empty() {
             return self.run_filter(state, pod, node);
         }
@@ -228,7 +264,14 @@ impl Framework {
     }
 
     /// PreFilter extensions: `other` joins `node`.
-    pub fn run_add_pod(&self, state: &mut CycleState, pod: &PodInfo, other: &Arc<PodInfo>, node: &NodeInfo, snap: &Snapshot) {
+    pub fn run_add_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        other: &Arc<PodInfo>,
+        node: &NodeInfo,
+        snap: &Snapshot,
+    ) {
         for p in &self.pre_filter {
             if state.skip_filter.contains(p.name()) {
                 continue;
@@ -240,7 +283,14 @@ impl Framework {
     }
 
     /// PreFilter extensions: `other` leaves `node`.
-    pub fn run_remove_pod(&self, state: &mut CycleState, pod: &PodInfo, other: &Arc<PodInfo>, node: &NodeInfo, snap: &Snapshot) {
+    pub fn run_remove_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        other: &Arc<PodInfo>,
+        node: &NodeInfo,
+        snap: &Snapshot,
+    ) {
         for p in &self.pre_filter {
             if state.skip_filter.contains(p.name()) {
                 continue;
@@ -266,7 +316,9 @@ impl Framework {
         let mut last = Status::unschedulable("");
         let mut msgs = Vec::new();
         for p in &self.post_filter {
-            let Some(pf) = p.as_post_filter() else { continue };
+            let Some(pf) = p.as_post_filter() else {
+                continue;
+            };
             let (r, st) = pf.post_filter(state, pod, snap, self, statuses);
             if st.is_success() {
                 return (r, st);
@@ -283,7 +335,13 @@ impl Framework {
         (PostFilterResult::default(), last)
     }
 
-    pub fn run_pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo], snap: &Snapshot) -> Status {
+    pub fn run_pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        snap: &Snapshot,
+    ) -> Status {
         for p in &self.pre_score {
             let Some(ps) = p.as_pre_score() else { continue };
             let st = ps.pre_score(state, pod, nodes, snap);
@@ -299,7 +357,12 @@ impl Framework {
     }
 
     /// Score, normalize and weight; returns the total per node (same order as `nodes`).
-    pub fn run_score(&self, state: &CycleState, pod: &PodInfo, nodes: &[&NodeInfo]) -> Result<Vec<i64>, Status> {
+    pub fn run_score(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+    ) -> Result<Vec<i64>, Status> {
         let mut totals = vec![0i64; nodes.len()];
         let mut scores = vec![0i64; nodes.len()];
         for (p, weight) in &self.score {
@@ -308,7 +371,9 @@ impl Framework {
             }
             let Some(sp) = p.as_score() else { continue };
             for (i, n) in nodes.iter().enumerate() {
-                scores[i] = sp.score(state, pod, n).map_err(|s| s.with_plugin(p.name()))?;
+                scores[i] = sp
+                    .score(state, pod, n)
+                    .map_err(|s| s.with_plugin(p.name()))?;
             }
             let st = sp.normalize(state, pod, &mut scores);
             if !st.is_success() {

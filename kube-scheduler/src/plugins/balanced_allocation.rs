@@ -45,9 +45,19 @@ impl Plugin for BalancedAllocation {
 }
 
 impl PreScorePlugin for BalancedAllocation {
-    fn pre_score(&self, _state: &mut CycleState, pod: &PodInfo, _nodes: &[&NodeInfo], _snap: &Snapshot) -> Status {
+    fn pre_score(
+        &self,
+        _state: &mut CycleState,
+        pod: &PodInfo,
+        _nodes: &[&NodeInfo],
+        _snap: &Snapshot,
+    ) -> Status {
         // Best-effort pods change no balance.
-        if self.resources.iter().all(|r| pod.requests.get(r) == 0) { Status::skip() } else { Status::success() }
+        if self.resources.iter().all(|r| pod.requests.get(r) == 0) {
+            Status::skip()
+        } else {
+            Status::success()
+        }
     }
 }
 
@@ -66,7 +76,12 @@ impl ScorePlugin for BalancedAllocation {
             2 => ((fractions[0] - fractions[1]) / 2.0).abs(),
             n => {
                 let mean = fractions.iter().sum::<f64>() / n as f64;
-                (fractions.iter().map(|f| (f - mean) * (f - mean)).sum::<f64>() / n as f64).sqrt()
+                (fractions
+                    .iter()
+                    .map(|f| (f - mean) * (f - mean))
+                    .sum::<f64>()
+                    / n as f64)
+                    .sqrt()
             }
         };
         Ok(((1.0 - std) * MAX_NODE_SCORE as f64) as i64)
@@ -99,7 +114,12 @@ mod tests {
     fn best_effort_pods_skip() {
         let pl = BalancedAllocation::new(None).unwrap();
         let mut s = CycleState::default();
-        let st = pl.pre_score(&mut s, &PodBuilder::new("p").info(), &[], &snapshot(vec![], vec![]));
+        let st = pl.pre_score(
+            &mut s,
+            &PodBuilder::new("p").info(),
+            &[],
+            &snapshot(vec![], vec![]),
+        );
         assert!(st.is_skip());
     }
 }

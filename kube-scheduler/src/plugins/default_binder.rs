@@ -29,7 +29,11 @@ pub fn binding_for(pod: &PodInfo, node: &str) -> Binding {
             uid: Some(pod.uid.clone()).filter(|u| !u.is_empty()),
             ..Default::default()
         },
-        target: ObjectReference { kind: Some("Node".into()), name: Some(node.to_string()), ..Default::default() },
+        target: ObjectReference {
+            kind: Some("Node".into()),
+            name: Some(node.to_string()),
+            ..Default::default()
+        },
     }
 }
 
@@ -45,10 +49,20 @@ impl Plugin for DefaultBinder {
 #[async_trait]
 impl BindPlugin for DefaultBinder {
     async fn bind(&self, pod: &PodInfo, node: &str) -> Status {
-        let Some(client) = self.client.clone() else { return Status::error("DefaultBinder has no API client") };
+        let Some(client) = self.client.clone() else {
+            return Status::error("DefaultBinder has no API client");
+        };
         let api: Api<Pod> = Api::namespaced(client, &pod.namespace);
         let body = binding_for(pod, node);
-        match api.create_subresource::<Binding, serde_json::Value>("binding", &pod.name, &PostParams::default(), &body).await {
+        match api
+            .create_subresource::<Binding, serde_json::Value>(
+                "binding",
+                &pod.name,
+                &PostParams::default(),
+                &body,
+            )
+            .await
+        {
             Ok(_) => Status::success(),
             Err(e) => Status::error(format!("binding rejected: {e}")),
         }
@@ -72,7 +86,9 @@ mod tests {
 
     #[tokio::test]
     async fn without_client_bind_is_an_error() {
-        let st = DefaultBinder::new(None).bind(&PodBuilder::new("p").info(), "n").await;
+        let st = DefaultBinder::new(None)
+            .bind(&PodBuilder::new("p").info(), "n")
+            .await;
         assert_eq!(st.code, crate::framework::Code::Error);
     }
 }

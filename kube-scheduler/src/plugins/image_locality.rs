@@ -37,9 +37,22 @@ impl Plugin for ImageLocality {
 }
 
 impl PreScorePlugin for ImageLocality {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, _nodes: &[&NodeInfo], snap: &Snapshot) -> Status {
-        let Some(spec) = pod.spec() else { return Status::skip() };
-        let containers: Vec<_> = spec.init_containers.iter().flatten().chain(spec.containers.iter()).collect();
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        _nodes: &[&NodeInfo],
+        snap: &Snapshot,
+    ) -> Status {
+        let Some(spec) = pod.spec() else {
+            return Status::skip();
+        };
+        let containers: Vec<_> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+            .collect();
         let images = containers
             .iter()
             .filter_map(|c| c.image.as_deref())
@@ -49,7 +62,14 @@ impl PreScorePlugin for ImageLocality {
                 (i, n)
             })
             .collect();
-        state.write(KEY, State { total_nodes: snap.num_nodes().max(1), images, containers: containers.len() });
+        state.write(
+            KEY,
+            State {
+                total_nodes: snap.num_nodes().max(1),
+                images,
+                containers: containers.len(),
+            },
+        );
         Status::success()
     }
 }
@@ -64,17 +84,30 @@ fn calculate_priority(sum: i64, containers: usize) -> i64 {
 }
 
 /// Sum of image sizes present on the node, scaled by their spread.
-fn sum_image_scores(images: &[(String, usize)], node_images: &HashMap<String, i64>, total: usize) -> i64 {
+fn sum_image_scores(
+    images: &[(String, usize)],
+    node_images: &HashMap<String, i64>,
+    total: usize,
+) -> i64 {
     images
         .iter()
-        .filter_map(|(img, n)| node_images.get(img).map(|size| (*size as f64 * (*n as f64 / total as f64)) as i64))
+        .filter_map(|(img, n)| {
+            node_images
+                .get(img)
+                .map(|size| (*size as f64 * (*n as f64 / total as f64)) as i64)
+        })
         .sum()
 }
 
 impl ScorePlugin for ImageLocality {
     fn score(&self, state: &CycleState, _pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        let Some(s) = state.read::<State>(KEY) else { return Ok(0) };
-        Ok(calculate_priority(sum_image_scores(&s.images, &node.images, s.total_nodes), s.containers))
+        let Some(s) = state.read::<State>(KEY) else {
+            return Ok(0);
+        };
+        Ok(calculate_priority(
+            sum_image_scores(&s.images, &node.images, s.total_nodes),
+            s.containers,
+        ))
     }
 }
 
@@ -87,7 +120,10 @@ mod tests {
     fn nodes_with_big_widespread_images_win() {
         let nodes = vec![
             NodeBuilder::new("a").image("big:1", 500 * MB).build(),
-            NodeBuilder::new("b").image("big:1", 500 * MB).image("small:1", 10 * MB).build(),
+            NodeBuilder::new("b")
+                .image("big:1", 500 * MB)
+                .image("small:1", 10 * MB)
+                .build(),
             NodeBuilder::new("c").build(),
         ];
         let snap = snapshot(nodes, vec![]);
@@ -107,7 +143,12 @@ mod tests {
         let si = crate::testing::pod_info(small);
         let mut s2 = CycleState::default();
         ImageLocality.pre_score(&mut s2, &si, &[], &snap);
-        assert_eq!(ImageLocality.score(&s2, &si, snap.get("b").unwrap()).unwrap(), 0);
+        assert_eq!(
+            ImageLocality
+                .score(&s2, &si, snap.get("b").unwrap())
+                .unwrap(),
+            0
+        );
         // Untagged images mean :latest.
         let mut latest = PodBuilder::new("r").build();
         latest.spec.as_mut().unwrap().containers[0].image = Some("big".into());

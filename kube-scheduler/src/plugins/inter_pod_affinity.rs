@@ -15,7 +15,8 @@ use crate::types::{AffinityTerm, Labels, NodeInfo, PodInfo};
 pub const NAME: &str = "InterPodAffinity";
 pub const ERR_AFFINITY: &str = "node(s) didn't match pod affinity rules";
 pub const ERR_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
-pub const ERR_EXISTING_ANTI_AFFINITY: &str = "node(s) didn't satisfy existing pods anti-affinity rules";
+pub const ERR_EXISTING_ANTI_AFFINITY: &str =
+    "node(s) didn't satisfy existing pods anti-affinity rules";
 
 const PRE_FILTER_KEY: &str = "PreFilterInterPodAffinity";
 const PRE_SCORE_KEY: &str = "PreScoreInterPodAffinity";
@@ -35,7 +36,10 @@ fn default_hard_weight() -> i64 {
 
 impl Default for Args {
     fn default() -> Self {
-        Args { hard_pod_affinity_weight: 1, ignore_preferred_terms_of_existing_pods: false }
+        Args {
+            hard_pod_affinity_weight: 1,
+            ignore_preferred_terms_of_existing_pods: false,
+        }
     }
 }
 
@@ -44,13 +48,18 @@ pub struct InterPodAffinity {
     ignore_existing_preferred: bool,
 }
 
-type Pair = (String, String);
+/// Topology key to domain value to count (nested so lookups need no allocation).
+type Counts = HashMap<String, HashMap<String, i64>>;
+
+fn count(m: &Counts, key: &str, value: &str) -> i64 {
+    m.get(key).and_then(|v| v.get(value)).copied().unwrap_or(0)
+}
 
 #[derive(Clone, Default)]
 struct FilterState {
-    existing_anti_affinity: HashMap<Pair, i64>,
-    affinity: HashMap<Pair, i64>,
-    anti_affinity: HashMap<Pair, i64>,
+    existing_anti_affinity: Counts,
+    affinity: Counts,
+    anti_affinity: Counts,
     ns_labels: Labels,
 }
 
@@ -59,12 +68,16 @@ struct ScoreState {
     topology_score: HashMap<String, HashMap<String, i64>>,
 }
 
-fn bump(m: &mut HashMap<Pair, i64>, key: &str, node: &NodeInfo, by: i64) {
+fn bump(m: &mut Counts, key: &str, node: &NodeInfo, by: i64) {
     if let Some(v) = node.labels.get(key) {
-        let e = m.entry((key.to_string(), v.clone())).or_default();
+        let vals = m.entry(key.to_string()).or_default();
+        let e = vals.entry(v.clone()).or_default();
         *e += by;
         if *e == 0 {
-            m.remove(&(key.to_string(), v.clone()));
+            vals.remove(v);
+            if vals.is_empty() {
+                m.remove(key);
+            }
         }
     }
 }
@@ -77,13 +90,26 @@ impl InterPodAffinity {
     pub fn new(args: Option<&serde_json::Value>) -> Result<Self, ConfigError> {
         let a: Args = decode_args(NAME, args)?;
         if !(0..=100).contains(&a.hard_pod_affinity_weight) {
-            return Err(ConfigError::Args { plugin: NAME.into(), message: "hardPodAffinityWeight must be in 0..100".into() });
+            return Err(ConfigError::Args {
+                plugin: NAME.into(),
+                message: "hardPodAffinityWeight must be in 0..100".into(),
+            });
         }
-        Ok(InterPodAffinity { hard_weight: a.hard_pod_affinity_weight, ignore_existing_preferred: a.ignore_preferred_terms_of_existing_pods })
+        Ok(InterPodAffinity {
+            hard_weight: a.hard_pod_affinity_weight,
+            ignore_existing_preferred: a.ignore_preferred_terms_of_existing_pods,
+        })
     }
 
     /// Account for `existing` on `node` (by = +1 adds, -1 removes).
-    fn update(s: &mut FilterState, pod: &PodInfo, existing: &PodInfo, node: &NodeInfo, snap: &Snapshot, by: i64) {
+    fn update(
+        s: &mut FilterState,
+        pod: &PodInfo,
+        existing: &PodInfo,
+        node: &NodeInfo,
+        snap: &Snapshot,
+        by: i64,
+    ) {
         for t in &existing.required_anti_affinity {
             if t.matches(pod, Some(&s.ns_labels)) {
                 bump(&mut s.existing_anti_affinity, &t.topology_key, node, by);
@@ -132,8 +158,19 @@ impl Plugin for InterPodAffinity {
 }
 
 impl PreFilterPlugin for InterPodAffinity {
-    fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, snap: &Snapshot) -> (PreFilterResult, Status) {
-        let mut s = FilterState { ns_labels: snap.namespace_labels(&pod.namespace).cloned().unwrap_or_default(), ..Default::default() };
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+    ) -> (PreFilterResult, Status) {
+        let mut s = FilterState {
+            ns_labels: snap
+                .namespace_labels(&pod.namespace)
+                .cloned()
+                .unwrap_or_default(),
+            ..Default::default()
+        };
         let has_own = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
         for node in &snap.nodes {
             if node.pods.is_empty() || (!has_own && node.pods_with_required_anti_affinity == 0) {
@@ -153,13 +190,27 @@ impl PreFilterPlugin for InterPodAffinity {
         (PreFilterResult::all(), Status::success())
     }
 
-    fn add_pod(&self, state: &mut CycleState, pod: &PodInfo, other: &Arc<PodInfo>, node: &NodeInfo, snap: &Snapshot) {
+    fn add_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        other: &Arc<PodInfo>,
+        node: &NodeInfo,
+        snap: &Snapshot,
+    ) {
         if let Some(s) = state.read_mut::<FilterState>(PRE_FILTER_KEY) {
             InterPodAffinity::update(s, pod, other, node, snap, 1);
         }
     }
 
-    fn remove_pod(&self, state: &mut CycleState, pod: &PodInfo, other: &Arc<PodInfo>, node: &NodeInfo, snap: &Snapshot) {
+    fn remove_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        other: &Arc<PodInfo>,
+        node: &NodeInfo,
+        snap: &Snapshot,
+    ) {
         if let Some(s) = state.read_mut::<FilterState>(PRE_FILTER_KEY) {
             InterPodAffinity::update(s, pod, other, node, snap, -1);
         }
@@ -168,13 +219,15 @@ impl PreFilterPlugin for InterPodAffinity {
 
 impl FilterPlugin for InterPodAffinity {
     fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        let Some(s) = state.read::<FilterState>(PRE_FILTER_KEY) else { return Status::success() };
+        let Some(s) = state.read::<FilterState>(PRE_FILTER_KEY) else {
+            return Status::success();
+        };
         // Affinity: every term's domain on this node must already hold a matching pod.
         let mut pods_exist = true;
         for t in &pod.required_affinity {
             match node.labels.get(&t.topology_key) {
                 Some(v) => {
-                    if s.affinity.get(&(t.topology_key.clone(), v.clone())).copied().unwrap_or(0) <= 0 {
+                    if count(&s.affinity, &t.topology_key, v) <= 0 {
                         pods_exist = false;
                     }
                 }
@@ -182,18 +235,22 @@ impl FilterPlugin for InterPodAffinity {
             }
         }
         // The first pod of a group with affinity to itself may go anywhere.
-        if !pods_exist && !(s.affinity.is_empty() && matches_all(&pod.required_affinity, pod, Some(&s.ns_labels))) {
+        let first_of_group =
+            s.affinity.is_empty() && matches_all(&pod.required_affinity, pod, Some(&s.ns_labels));
+        if !pods_exist && !first_of_group {
             return Status::unresolvable(ERR_AFFINITY);
         }
         for t in &pod.required_anti_affinity {
             if let Some(v) = node.labels.get(&t.topology_key)
-                && s.anti_affinity.get(&(t.topology_key.clone(), v.clone())).copied().unwrap_or(0) > 0
+                && count(&s.anti_affinity, &t.topology_key, v) > 0
             {
                 return Status::unschedulable(ERR_ANTI_AFFINITY);
             }
         }
-        for ((k, v), c) in &s.existing_anti_affinity {
-            if *c > 0 && node.labels.get(k) == Some(v) {
+        for (k, vals) in &s.existing_anti_affinity {
+            if let Some(v) = node.labels.get(k)
+                && vals.get(v).copied().unwrap_or(0) > 0
+            {
                 return Status::unschedulable(ERR_EXISTING_ANTI_AFFINITY);
             }
         }
@@ -202,8 +259,15 @@ impl FilterPlugin for InterPodAffinity {
 }
 
 impl PreScorePlugin for InterPodAffinity {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, _nodes: &[&NodeInfo], snap: &Snapshot) -> Status {
-        let has_constraints = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        _nodes: &[&NodeInfo],
+        snap: &Snapshot,
+    ) -> Status {
+        let has_constraints =
+            !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
         if self.ignore_existing_preferred && !has_constraints {
             return Status::skip();
         }
@@ -211,7 +275,11 @@ impl PreScorePlugin for InterPodAffinity {
         let mut score: HashMap<String, HashMap<String, i64>> = HashMap::new();
         let mut add = |key: &str, node: &NodeInfo, w: i64| {
             if let Some(v) = node.labels.get(key) {
-                *score.entry(key.to_string()).or_default().entry(v.clone()).or_default() += w;
+                *score
+                    .entry(key.to_string())
+                    .or_default()
+                    .entry(v.clone())
+                    .or_default() += w;
             }
         };
         for node in &snap.nodes {
@@ -254,14 +322,21 @@ impl PreScorePlugin for InterPodAffinity {
         if score.is_empty() {
             return Status::skip();
         }
-        state.write(PRE_SCORE_KEY, ScoreState { topology_score: score });
+        state.write(
+            PRE_SCORE_KEY,
+            ScoreState {
+                topology_score: score,
+            },
+        );
         Status::success()
     }
 }
 
 impl ScorePlugin for InterPodAffinity {
     fn score(&self, state: &CycleState, _pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        let Some(s) = state.read::<ScoreState>(PRE_SCORE_KEY) else { return Ok(0) };
+        let Some(s) = state.read::<ScoreState>(PRE_SCORE_KEY) else {
+            return Ok(0);
+        };
         Ok(s.topology_score
             .iter()
             .filter_map(|(k, vals)| node.labels.get(k).and_then(|v| vals.get(v)))
@@ -271,10 +346,17 @@ impl ScorePlugin for InterPodAffinity {
         if state.read::<ScoreState>(PRE_SCORE_KEY).is_none() {
             return Status::success();
         }
-        let (min, max) = (scores.iter().copied().min().unwrap_or(0), scores.iter().copied().max().unwrap_or(0));
+        let (min, max) = (
+            scores.iter().copied().min().unwrap_or(0),
+            scores.iter().copied().max().unwrap_or(0),
+        );
         let diff = max - min;
         for s in scores.iter_mut() {
-            *s = if diff > 0 { (MAX_NODE_SCORE as f64 * ((*s - min) as f64 / diff as f64)) as i64 } else { 0 };
+            *s = if diff > 0 {
+                (MAX_NODE_SCORE as f64 * ((*s - min) as f64 / diff as f64)) as i64
+            } else {
+                0
+            };
         }
         Status::success()
     }
@@ -294,12 +376,25 @@ mod tests {
         let (_, st) = pl.pre_filter(&mut s, pod, snap);
         snap.nodes
             .iter()
-            .map(|n| (n.name.clone(), if st.is_skip() { Status::success() } else { pl.filter(&s, pod, n) }))
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    if st.is_skip() {
+                        Status::success()
+                    } else {
+                        pl.filter(&s, pod, n)
+                    },
+                )
+            })
             .collect()
     }
 
     fn ok_nodes(pod: &PodInfo, snap: &Snapshot) -> Vec<String> {
-        let mut v: Vec<String> = filter_all(pod, snap).into_iter().filter(|(_, s)| s.is_success()).map(|(n, _)| n).collect();
+        let mut v: Vec<String> = filter_all(pod, snap)
+            .into_iter()
+            .filter(|(_, s)| s.is_success())
+            .map(|(n, _)| n)
+            .collect();
         v.sort();
         v
     }
@@ -316,9 +411,15 @@ mod tests {
     fn required_affinity_follows_matching_pods_domain() {
         let existing = PodBuilder::new("db").label("app", "db").node("a").build();
         let snap = snapshot(nodes(), vec![existing]);
-        let pod = PodBuilder::new("web").pod_affinity(&[("app", "db")], ZONE).info();
+        let pod = PodBuilder::new("web")
+            .pod_affinity(&[("app", "db")], ZONE)
+            .info();
         assert_eq!(ok_nodes(&pod, &snap), ["a", "b"]);
-        let st = filter_all(&pod, &snap).into_iter().find(|(n, _)| n == "c").unwrap().1;
+        let st = filter_all(&pod, &snap)
+            .into_iter()
+            .find(|(n, _)| n == "c")
+            .unwrap()
+            .1;
         assert_eq!(st.message(), ERR_AFFINITY);
         assert_eq!(st.code, Code::UnschedulableAndUnresolvable);
     }
@@ -326,10 +427,15 @@ mod tests {
     #[test]
     fn first_pod_of_self_affine_group_goes_anywhere() {
         let snap = snapshot(nodes(), vec![]);
-        let pod = PodBuilder::new("w").label("app", "web").pod_affinity(&[("app", "web")], ZONE).info();
+        let pod = PodBuilder::new("w")
+            .label("app", "web")
+            .pod_affinity(&[("app", "web")], ZONE)
+            .info();
         assert_eq!(ok_nodes(&pod, &snap), ["a", "b", "c"]);
         // But not when the pod does not match its own term.
-        let other = PodBuilder::new("w").pod_affinity(&[("app", "web")], ZONE).info();
+        let other = PodBuilder::new("w")
+            .pod_affinity(&[("app", "web")], ZONE)
+            .info();
         assert!(ok_nodes(&other, &snap).is_empty());
     }
 
@@ -337,20 +443,40 @@ mod tests {
     fn required_anti_affinity_both_directions() {
         let existing = PodBuilder::new("r1").label("app", "web").node("a").build();
         let snap = snapshot(nodes(), vec![existing]);
-        let pod = PodBuilder::new("r2").label("app", "web").pod_anti_affinity(&[("app", "web")], HOST).info();
+        let pod = PodBuilder::new("r2")
+            .label("app", "web")
+            .pod_anti_affinity(&[("app", "web")], HOST)
+            .info();
         assert_eq!(ok_nodes(&pod, &snap), ["b", "c"]);
-        let st = filter_all(&pod, &snap).into_iter().find(|(n, _)| n == "a").unwrap().1;
-        assert_eq!((st.code, st.message().as_str()), (Code::Unschedulable, ERR_ANTI_AFFINITY));
+        let st = filter_all(&pod, &snap)
+            .into_iter()
+            .find(|(n, _)| n == "a")
+            .unwrap()
+            .1;
+        assert_eq!(
+            (st.code, st.message().as_str()),
+            (Code::Unschedulable, ERR_ANTI_AFFINITY)
+        );
 
         // Symmetry: an existing pod's anti-affinity keeps matching pods out of its zone.
-        let guard = PodBuilder::new("g").node("c").pod_anti_affinity(&[("app", "web")], ZONE).build();
+        let guard = PodBuilder::new("g")
+            .node("c")
+            .pod_anti_affinity(&[("app", "web")], ZONE)
+            .build();
         let snap = snapshot(nodes(), vec![guard]);
         let pod = PodBuilder::new("w").label("app", "web").info();
         assert_eq!(ok_nodes(&pod, &snap), ["a", "b"]);
-        let st = filter_all(&pod, &snap).into_iter().find(|(n, _)| n == "c").unwrap().1;
+        let st = filter_all(&pod, &snap)
+            .into_iter()
+            .find(|(n, _)| n == "c")
+            .unwrap()
+            .1;
         assert_eq!(st.message(), ERR_EXISTING_ANTI_AFFINITY);
         // Pods in another namespace are not selected by a term without namespaces.
-        let pod = PodBuilder::new("w").namespace("other").label("app", "web").info();
+        let pod = PodBuilder::new("w")
+            .namespace("other")
+            .label("app", "web")
+            .info();
         assert_eq!(ok_nodes(&pod, &snap), ["a", "b", "c"]);
     }
 
@@ -358,7 +484,9 @@ mod tests {
     fn add_and_remove_pod_update_counts() {
         let pl = InterPodAffinity::new(None).unwrap();
         let snap = snapshot(nodes(), vec![]);
-        let pod = PodBuilder::new("p").pod_anti_affinity(&[("app", "x")], HOST).info();
+        let pod = PodBuilder::new("p")
+            .pod_anti_affinity(&[("app", "x")], HOST)
+            .info();
         let mut s = CycleState::default();
         pl.pre_filter(&mut s, &pod, &snap);
         let other = PodBuilder::new("o").label("app", "x").info();
@@ -373,25 +501,41 @@ mod tests {
     #[test]
     fn preferred_terms_score_domains() {
         let pl = InterPodAffinity::new(None).unwrap();
-        let snap = snapshot(nodes(), vec![PodBuilder::new("db").label("app", "db").node("c").build()]);
-        let pod = PodBuilder::new("p").preferred_pod_affinity(10, &[("app", "db")], ZONE).info();
+        let snap = snapshot(
+            nodes(),
+            vec![PodBuilder::new("db").label("app", "db").node("c").build()],
+        );
+        let pod = PodBuilder::new("p")
+            .preferred_pod_affinity(10, &[("app", "db")], ZONE)
+            .info();
         let mut s = CycleState::default();
         let refs: Vec<&NodeInfo> = snap.nodes.iter().collect();
         assert!(pl.pre_score(&mut s, &pod, &refs, &snap).is_success());
-        let mut scores: Vec<i64> = ["a", "b", "c"].iter().map(|n| pl.score(&s, &pod, snap.get(n).unwrap()).unwrap()).collect();
+        let mut scores: Vec<i64> = ["a", "b", "c"]
+            .iter()
+            .map(|n| pl.score(&s, &pod, snap.get(n).unwrap()).unwrap())
+            .collect();
         assert_eq!(scores, [0, 0, 10]);
         pl.normalize(&s, &pod, &mut scores);
         assert_eq!(scores, [0, 0, 100]);
 
-        let anti = PodBuilder::new("p").preferred_pod_anti_affinity(5, &[("app", "db")], ZONE).info();
+        let anti = PodBuilder::new("p")
+            .preferred_pod_anti_affinity(5, &[("app", "db")], ZONE)
+            .info();
         let mut s = CycleState::default();
         pl.pre_score(&mut s, &anti, &refs, &snap);
-        let mut scores: Vec<i64> = ["a", "b", "c"].iter().map(|n| pl.score(&s, &anti, snap.get(n).unwrap()).unwrap()).collect();
+        let mut scores: Vec<i64> = ["a", "b", "c"]
+            .iter()
+            .map(|n| pl.score(&s, &anti, snap.get(n).unwrap()).unwrap())
+            .collect();
         pl.normalize(&s, &anti, &mut scores);
         assert_eq!(scores, [100, 100, 0]);
 
         // No preferences anywhere: skip.
         let plain = PodBuilder::new("p").info();
-        assert!(pl.pre_score(&mut CycleState::default(), &plain, &refs, &snap).is_skip());
+        assert!(
+            pl.pre_score(&mut CycleState::default(), &plain, &refs, &snap)
+                .is_skip()
+        );
     }
 }

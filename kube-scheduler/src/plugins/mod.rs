@@ -57,10 +57,19 @@ pub const REGISTRY: &[&str] = &[
 
 /// Upstream plugins that need volumes/CSI; accepted in configurations but not implemented, so
 /// configurations written for upstream still load.
-pub const ACCEPTED_NOOP: &[&str] = &["VolumeRestrictions", "NodeVolumeLimits", "VolumeBinding", "VolumeZone"];
+pub const ACCEPTED_NOOP: &[&str] = &[
+    "VolumeRestrictions",
+    "NodeVolumeLimits",
+    "VolumeBinding",
+    "VolumeZone",
+];
 
 /// Build the plugin `name` with its args.
-pub fn new_plugin(name: &str, args: Option<&serde_json::Value>, ctx: &PluginContext) -> Result<Arc<dyn Plugin>, ConfigError> {
+pub fn new_plugin(
+    name: &str,
+    args: Option<&serde_json::Value>,
+    ctx: &PluginContext,
+) -> Result<Arc<dyn Plugin>, ConfigError> {
     Ok(match name {
         priority_sort::NAME => Arc::new(priority_sort::PrioritySort),
         scheduling_gates::NAME => Arc::new(scheduling_gates::SchedulingGates),
@@ -72,12 +81,28 @@ pub fn new_plugin(name: &str, args: Option<&serde_json::Value>, ctx: &PluginCont
         node_resources_fit::NAME => Arc::new(node_resources_fit::NodeResourcesFit::new(args)?),
         balanced_allocation::NAME => Arc::new(balanced_allocation::BalancedAllocation::new(args)?),
         inter_pod_affinity::NAME => Arc::new(inter_pod_affinity::InterPodAffinity::new(args)?),
-        pod_topology_spread::NAME => Arc::new(pod_topology_spread::PodTopologySpread::new(args, ctx.clone())?),
+        pod_topology_spread::NAME => Arc::new(pod_topology_spread::PodTopologySpread::new(
+            args,
+            ctx.clone(),
+        )?),
         image_locality::NAME => Arc::new(image_locality::ImageLocality),
-        default_preemption::NAME => Arc::new(default_preemption::DefaultPreemption::new(args, ctx.clone())?),
+        default_preemption::NAME => Arc::new(default_preemption::DefaultPreemption::new(
+            args,
+            ctx.clone(),
+        )?),
         default_binder::NAME => Arc::new(default_binder::DefaultBinder::new(ctx.client.clone())),
-        n if ACCEPTED_NOOP.contains(&n) => Arc::new(Noop(ACCEPTED_NOOP.iter().find(|x| **x == n).copied().unwrap_or("Noop"))),
-        other => return Err(ConfigError::Invalid(format!("plugin {other:?} is not registered"))),
+        n if ACCEPTED_NOOP.contains(&n) => Arc::new(Noop(
+            ACCEPTED_NOOP
+                .iter()
+                .find(|x| **x == n)
+                .copied()
+                .unwrap_or("Noop"),
+        )),
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "plugin {other:?} is not registered"
+            )));
+        }
     })
 }
 

@@ -27,9 +27,9 @@ pub struct NodeAffinity {
     added_preferred: Vec<(i64, NodeTerm)>,
 }
 
-/// The pod's compiled requirements, computed once per cycle in PreFilter/PreScore.
-#[derive(Clone)]
-struct Required {
+/// The pod's compiled nodeSelector and required node affinity, computed once per cycle.
+#[derive(Clone, Debug)]
+pub struct Required {
     node_selector: Labels,
     affinity: Option<CompiledNodeSelector>,
 }
@@ -40,28 +40,40 @@ struct Preferred(Vec<(i64, NodeTerm)>);
 const PRE_FILTER_KEY: &str = "PreFilterNodeAffinity";
 const PRE_SCORE_KEY: &str = "PreScoreNodeAffinity";
 
-fn required_of(pod: &PodInfo) -> Required {
+/// Compile the pod's node requirements (reuse the result across nodes).
+pub fn required_of(pod: &PodInfo) -> Required {
     let spec = pod.spec();
-    let node_selector = spec.and_then(|s| s.node_selector.clone()).unwrap_or_default();
+    let node_selector = spec
+        .and_then(|s| s.node_selector.clone())
+        .unwrap_or_default();
     let affinity = spec
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .map(CompiledNodeSelector::compile);
-    Required { node_selector, affinity }
-}
-
-impl Required {
-    fn matches(&self, node_name: &str, labels: &Labels) -> bool {
-        self.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-            && self.affinity.as_ref().is_none_or(|a| a.matches(node_name, labels))
+    Required {
+        node_selector,
+        affinity,
     }
 }
 
-/// Whether the node satisfies the pod's nodeSelector and required node affinity (also used by
-/// PodTopologySpread's node inclusion policy).
-pub fn pod_matches_node_selector_and_affinity(pod: &PodInfo, node: &NodeInfo) -> bool {
-    required_of(pod).matches(&node.name, &node.labels)
+impl Required {
+    pub fn matches_node(&self, node: &NodeInfo) -> bool {
+        self.matches(&node.name, &node.labels)
+    }
+
+    fn matches(&self, node_name: &str, labels: &Labels) -> bool {
+        self.node_selector
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self
+                .affinity
+                .as_ref()
+                .is_none_or(|a| a.matches(node_name, labels))
+    }
 }
 
 impl NodeAffinity {
@@ -70,15 +82,25 @@ impl NodeAffinity {
         let added_required = a
             .added_affinity
             .as_ref()
-            .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|na| {
+                na.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .map(CompiledNodeSelector::compile);
         let added_preferred = a
             .added_affinity
             .iter()
-            .flat_map(|na| na.preferred_during_scheduling_ignored_during_execution.iter().flatten())
+            .flat_map(|na| {
+                na.preferred_during_scheduling_ignored_during_execution
+                    .iter()
+                    .flatten()
+            })
             .map(|p| (p.weight as i64, NodeTerm::compile(&p.preference)))
             .collect();
-        Ok(NodeAffinity { added_required, added_preferred })
+        Ok(NodeAffinity {
+            added_required,
+            added_preferred,
+        })
     }
 }
 
@@ -104,7 +126,12 @@ impl Plugin for NodeAffinity {
 }
 
 impl PreFilterPlugin for NodeAffinity {
-    fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, _snap: &Snapshot) -> (PreFilterResult, Status) {
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        _snap: &Snapshot,
+    ) -> (PreFilterResult, Status) {
         let req = required_of(pod);
         let mut result = PreFilterResult::all();
         // If every term pins metadata.name, only those nodes can match.
@@ -143,17 +170,30 @@ impl FilterPlugin for NodeAffinity {
             Some(r) => r.matches(&node.name, &node.labels),
             None => required_of(pod).matches(&node.name, &node.labels),
         };
-        if ok { Status::success() } else { Status::unresolvable(ERR_REASON) }
+        if ok {
+            Status::success()
+        } else {
+            Status::unresolvable(ERR_REASON)
+        }
     }
 }
 
 impl PreScorePlugin for NodeAffinity {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, _nodes: &[&NodeInfo], _snap: &Snapshot) -> Status {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        _nodes: &[&NodeInfo],
+        _snap: &Snapshot,
+    ) -> Status {
         let mut terms: Vec<(i64, NodeTerm)> = pod
             .spec()
             .and_then(|s| s.affinity.as_ref())
             .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|na| {
+                na.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .into_iter()
             .flatten()
             .filter(|p| p.weight != 0)
@@ -170,8 +210,14 @@ impl PreScorePlugin for NodeAffinity {
 
 impl ScorePlugin for NodeAffinity {
     fn score(&self, state: &CycleState, _pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        let Some(Preferred(terms)) = state.read::<Preferred>(PRE_SCORE_KEY) else { return Ok(0) };
-        Ok(terms.iter().filter(|(_, t)| t.matches(&node.name, &node.labels)).map(|(w, _)| *w).sum())
+        let Some(Preferred(terms)) = state.read::<Preferred>(PRE_SCORE_KEY) else {
+            return Ok(0);
+        };
+        Ok(terms
+            .iter()
+            .filter(|(_, t)| t.matches(&node.name, &node.labels))
+            .map(|(w, _)| *w)
+            .sum())
     }
     fn normalize(&self, _state: &CycleState, _pod: &PodInfo, scores: &mut [i64]) -> Status {
         default_normalize_score(MAX_NODE_SCORE, false, scores);
@@ -196,7 +242,10 @@ mod tests {
 
     #[test]
     fn node_selector_and_required_affinity() {
-        let ssd = NodeBuilder::new("a").label("disk", "ssd").label("zone", "z1").info();
+        let ssd = NodeBuilder::new("a")
+            .label("disk", "ssd")
+            .label("zone", "z1")
+            .info();
         let hdd = NodeBuilder::new("b").label("disk", "hdd").info();
         let p = PodBuilder::new("p").node_selector("disk", "ssd").info();
         assert!(run_filter(&p, &ssd).is_success());
@@ -204,14 +253,21 @@ mod tests {
         assert_eq!(st.message(), ERR_REASON);
         assert_eq!(st.code, Code::UnschedulableAndUnresolvable);
 
-        let p = PodBuilder::new("p").required_node_affinity("zone", "In", &["z1", "z2"]).info();
+        let p = PodBuilder::new("p")
+            .required_node_affinity("zone", "In", &["z1", "z2"])
+            .info();
         assert!(run_filter(&p, &ssd).is_success());
         assert!(!run_filter(&p, &hdd).is_success());
-        let p = PodBuilder::new("p").required_node_affinity("zone", "DoesNotExist", &[]).info();
+        let p = PodBuilder::new("p")
+            .required_node_affinity("zone", "DoesNotExist", &[])
+            .info();
         assert!(!run_filter(&p, &ssd).is_success());
         assert!(run_filter(&p, &hdd).is_success());
         // Both nodeSelector and affinity must hold.
-        let p = PodBuilder::new("p").node_selector("disk", "hdd").required_node_affinity("zone", "In", &["z1"]).info();
+        let p = PodBuilder::new("p")
+            .node_selector("disk", "hdd")
+            .required_node_affinity("zone", "In", &["z1"])
+            .info();
         assert!(!run_filter(&p, &ssd).is_success());
         assert!(!run_filter(&p, &hdd).is_success());
     }
@@ -221,16 +277,20 @@ mod tests {
         let mut pod = PodBuilder::new("p").build();
         pod.spec.as_mut().unwrap().affinity = Some(k8s_openapi::api::core::v1::Affinity {
             node_affinity: Some(ApiNodeAffinity {
-                required_during_scheduling_ignored_during_execution: Some(k8s_openapi::api::core::v1::NodeSelector {
-                    node_selector_terms: vec![k8s_openapi::api::core::v1::NodeSelectorTerm {
-                        match_fields: Some(vec![k8s_openapi::api::core::v1::NodeSelectorRequirement {
-                            key: "metadata.name".into(),
-                            operator: "In".into(),
-                            values: Some(vec!["n2".into()]),
-                        }]),
-                        ..Default::default()
-                    }],
-                }),
+                required_during_scheduling_ignored_during_execution: Some(
+                    k8s_openapi::api::core::v1::NodeSelector {
+                        node_selector_terms: vec![k8s_openapi::api::core::v1::NodeSelectorTerm {
+                            match_fields: Some(vec![
+                                k8s_openapi::api::core::v1::NodeSelectorRequirement {
+                                    key: "metadata.name".into(),
+                                    operator: "In".into(),
+                                    values: Some(vec!["n2".into()]),
+                                },
+                            ]),
+                            ..Default::default()
+                        }],
+                    },
+                ),
                 ..Default::default()
             }),
             ..Default::default()
@@ -240,22 +300,37 @@ mod tests {
         let mut s = CycleState::default();
         let (r, st) = pl.pre_filter(&mut s, &pi, &snapshot(vec![], vec![]));
         assert!(st.is_success());
-        assert_eq!(r.node_names.unwrap(), ["n2".to_string()].into_iter().collect());
+        assert_eq!(
+            r.node_names.unwrap(),
+            ["n2".to_string()].into_iter().collect()
+        );
     }
 
     #[test]
     fn preferred_terms_score_and_normalize() {
         let pl = NodeAffinity::new(None).unwrap();
-        let pod = PodBuilder::new("p").preferred_node_affinity(5, "zone", &["z1"]).preferred_node_affinity(3, "disk", &["ssd"]).info();
+        let pod = PodBuilder::new("p")
+            .preferred_node_affinity(5, "zone", &["z1"])
+            .preferred_node_affinity(3, "disk", &["ssd"])
+            .info();
         let nodes = [
-            NodeBuilder::new("a").label("zone", "z1").label("disk", "ssd").info(),
+            NodeBuilder::new("a")
+                .label("zone", "z1")
+                .label("disk", "ssd")
+                .info(),
             NodeBuilder::new("b").label("disk", "ssd").info(),
             NodeBuilder::new("c").info(),
         ];
         let refs: Vec<&NodeInfo> = nodes.iter().collect();
         let mut s = CycleState::default();
-        assert!(pl.pre_score(&mut s, &pod, &refs, &snapshot(vec![], vec![])).is_success());
-        let mut scores: Vec<i64> = nodes.iter().map(|n| pl.score(&s, &pod, n).unwrap()).collect();
+        assert!(
+            pl.pre_score(&mut s, &pod, &refs, &snapshot(vec![], vec![]))
+                .is_success()
+        );
+        let mut scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| pl.score(&s, &pod, n).unwrap())
+            .collect();
         assert_eq!(scores, [8, 3, 0]);
         pl.normalize(&s, &pod, &mut scores);
         assert_eq!(scores, [100, 37, 0]);
@@ -268,8 +343,18 @@ mod tests {
         let pl = NodeAffinity::new(Some(&args)).unwrap();
         let s = CycleState::default();
         let pod = PodBuilder::new("p").info();
-        assert!(!pl.filter(&s, &pod, &NodeBuilder::new("a").info()).is_success());
-        assert!(pl.filter(&s, &pod, &NodeBuilder::new("a").label("pool", "batch").info()).is_success());
+        assert!(
+            !pl.filter(&s, &pod, &NodeBuilder::new("a").info())
+                .is_success()
+        );
+        assert!(
+            pl.filter(
+                &s,
+                &pod,
+                &NodeBuilder::new("a").label("pool", "batch").info()
+            )
+            .is_success()
+        );
         assert!(NodeAffinity::new(Some(&serde_json::json!({"addedAffinity": 5}))).is_err());
     }
 }

@@ -40,8 +40,21 @@ mod tests {
     fn matches_only_named_node() {
         let s = CycleState::default();
         let n = NodeBuilder::new("n1").info();
-        assert!(NodeName.filter(&s, &PodBuilder::new("p").info(), &n).is_success());
-        assert!(NodeName.filter(&s, &PodBuilder::new("p").node("n1").info(), &n).is_success());
-        assert_eq!(NodeName.filter(&s, &PodBuilder::new("p").node("n2").info(), &n).message(), ERR_REASON);
+        assert!(
+            NodeName
+                .filter(&s, &PodBuilder::new("p").info(), &n)
+                .is_success()
+        );
+        assert!(
+            NodeName
+                .filter(&s, &PodBuilder::new("p").node("n1").info(), &n)
+                .is_success()
+        );
+        assert_eq!(
+            NodeName
+                .filter(&s, &PodBuilder::new("p").node("n2").info(), &n)
+                .message(),
+            ERR_REASON
+        );
     }
 }

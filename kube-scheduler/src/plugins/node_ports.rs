@@ -50,20 +50,37 @@ mod tests {
         n.add_pod(PodBuilder::new("a").host_port(8080).info());
         let st = NodePorts.filter(&s, &PodBuilder::new("b").host_port(8080).info(), &n);
         assert_eq!(st.message(), ERR_REASON);
-        assert!(NodePorts.filter(&s, &PodBuilder::new("b").host_port(8081).info(), &n).is_success());
-        assert!(NodePorts.filter(&s, &PodBuilder::new("b").info(), &n).is_success());
+        assert!(
+            NodePorts
+                .filter(&s, &PodBuilder::new("b").host_port(8081).info(), &n)
+                .is_success()
+        );
+        assert!(
+            NodePorts
+                .filter(&s, &PodBuilder::new("b").info(), &n)
+                .is_success()
+        );
         // Different host IPs on the same port do not clash.
         let mut p1 = PodBuilder::new("c").build();
-        p1.spec.as_mut().unwrap().containers[0].ports = Some(vec![k8s_openapi::api::core::v1::ContainerPort {
-            container_port: 9,
-            host_port: Some(9),
-            host_ip: Some("127.0.0.1".into()),
-            ..Default::default()
-        }]);
+        p1.spec.as_mut().unwrap().containers[0].ports =
+            Some(vec![k8s_openapi::api::core::v1::ContainerPort {
+                container_port: 9,
+                host_port: Some(9),
+                host_ip: Some("127.0.0.1".into()),
+                ..Default::default()
+            }]);
         let mut p2 = p1.clone();
-        p2.spec.as_mut().unwrap().containers[0].ports.as_mut().unwrap()[0].host_ip = Some("127.0.0.2".into());
+        p2.spec.as_mut().unwrap().containers[0]
+            .ports
+            .as_mut()
+            .unwrap()[0]
+            .host_ip = Some("127.0.0.2".into());
         let mut n2 = NodeBuilder::new("n2").info();
         n2.add_pod(Arc::new(crate::testing::pod_info(p1)));
-        assert!(NodePorts.filter(&s, &crate::testing::pod_info(p2), &n2).is_success());
+        assert!(
+            NodePorts
+                .filter(&s, &crate::testing::pod_info(p2), &n2)
+                .is_success()
+        );
     }
 }

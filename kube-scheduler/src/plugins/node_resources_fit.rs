@@ -62,7 +62,12 @@ pub struct NodeResourcesFit {
 
 /// Allocatable and requested amounts of `name` on `node` once `pod` is added. Cpu and memory
 /// use the non-zero defaults for pods without requests unless `actual` is set.
-pub fn allocatable_and_requested(node: &NodeInfo, pod: &PodInfo, name: &str, actual: bool) -> (i64, i64) {
+pub fn allocatable_and_requested(
+    node: &NodeInfo,
+    pod: &PodInfo,
+    name: &str,
+    actual: bool,
+) -> (i64, i64) {
     let alloc = node.allocatable.get(name);
     let req = match (name, actual) {
         ("cpu", false) => node.non_zero_cpu + pod.non_zero_cpu,
@@ -73,7 +78,11 @@ pub fn allocatable_and_requested(node: &NodeInfo, pod: &PodInfo, name: &str, act
 }
 
 fn least_requested(req: i64, cap: i64) -> i64 {
-    if cap == 0 || req > cap { 0 } else { (cap - req) * MAX_NODE_SCORE / cap }
+    if cap == 0 || req > cap {
+        0
+    } else {
+        (cap - req) * MAX_NODE_SCORE / cap
+    }
 }
 
 fn most_requested(req: i64, cap: i64) -> i64 {
@@ -101,19 +110,29 @@ impl NodeResourcesFit {
     pub fn new(args: Option<&serde_json::Value>) -> Result<Self, ConfigError> {
         let a: Args = decode_args(NAME, args)?;
         let ss = a.scoring_strategy.unwrap_or_default();
-        let bad = |m: String| ConfigError::Args { plugin: NAME.into(), message: m };
+        let bad = |m: String| ConfigError::Args {
+            plugin: NAME.into(),
+            message: m,
+        };
         let strategy = match ss.type_.as_deref().unwrap_or("LeastAllocated") {
             "LeastAllocated" => Strategy::LeastAllocated,
             "MostAllocated" => Strategy::MostAllocated,
             "RequestedToCapacityRatio" => {
-                let shape = ss.requested_to_capacity_ratio.map(|r| r.shape).unwrap_or_default();
+                let shape = ss
+                    .requested_to_capacity_ratio
+                    .map(|r| r.shape)
+                    .unwrap_or_default();
                 if shape.is_empty() {
-                    return Err(bad("requestedToCapacityRatio.shape must not be empty".into()));
+                    return Err(bad(
+                        "requestedToCapacityRatio.shape must not be empty".into()
+                    ));
                 }
                 let mut pts = Vec::new();
                 for (i, p) in shape.iter().enumerate() {
                     if !(0..=100).contains(&p.utilization) || !(0..=10).contains(&p.score) {
-                        return Err(bad(format!("shape[{i}]: utilization must be in 0..100 and score in 0..10")));
+                        return Err(bad(format!(
+                            "shape[{i}]: utilization must be in 0..100 and score in 0..10"
+                        )));
                     }
                     if i > 0 && p.utilization <= shape[i - 1].utilization {
                         return Err(bad("shape utilization values must be increasing".into()));
@@ -125,7 +144,10 @@ impl NodeResourcesFit {
             other => return Err(bad(format!("unknown scoringStrategy.type {other:?}"))),
         };
         let resources = match ss.resources {
-            Some(r) if !r.is_empty() => r.into_iter().map(|r| (r.name, if r.weight == 0 { 1 } else { r.weight })).collect(),
+            Some(r) if !r.is_empty() => r
+                .into_iter()
+                .map(|r| (r.name, if r.weight == 0 { 1 } else { r.weight }))
+                .collect(),
             _ => vec![("cpu".to_string(), 1), ("memory".to_string(), 1)],
         };
         if resources.iter().any(|(_, w)| *w < 1 || *w > 100) {
@@ -140,7 +162,10 @@ impl NodeResourcesFit {
     }
 
     fn is_ignored(&self, name: &str) -> bool {
-        self.ignored.contains(name) || name.split_once('/').is_some_and(|(g, _)| self.ignored_groups.contains(g))
+        self.ignored.contains(name)
+            || name
+                .split_once('/')
+                .is_some_and(|(g, _)| self.ignored_groups.contains(g))
     }
 
     /// Every resource the pod lacks on the node (empty when it fits).
@@ -160,7 +185,9 @@ impl NodeResourcesFit {
         if r.memory > 0 && r.memory > a.memory - u.memory {
             out.push("Insufficient memory".into());
         }
-        if r.ephemeral_storage > 0 && r.ephemeral_storage > a.ephemeral_storage - u.ephemeral_storage {
+        if r.ephemeral_storage > 0
+            && r.ephemeral_storage > a.ephemeral_storage - u.ephemeral_storage
+        {
             out.push("Insufficient ephemeral-storage".into());
         }
         for (name, want) in &r.scalar {
@@ -180,7 +207,12 @@ impl Plugin for NodeResourcesFit {
         NAME
     }
     fn events(&self) -> &'static [ClusterEvent] {
-        &[ClusterEvent::AssignedPodDelete, ClusterEvent::AssignedPodUpdate, ClusterEvent::NodeAdd, ClusterEvent::NodeUpdate]
+        &[
+            ClusterEvent::AssignedPodDelete,
+            ClusterEvent::AssignedPodUpdate,
+            ClusterEvent::NodeAdd,
+            ClusterEvent::NodeUpdate,
+        ]
     }
     fn as_filter(&self) -> Option<&dyn FilterPlugin> {
         Some(self)
@@ -196,7 +228,11 @@ impl FilterPlugin for NodeResourcesFit {
         if reasons.is_empty() {
             Status::success()
         } else {
-            Status { code: Code::Unschedulable, reasons, plugin: "" }
+            Status {
+                code: Code::Unschedulable,
+                reasons,
+                plugin: "",
+            }
         }
     }
 }
@@ -212,7 +248,9 @@ impl ScorePlugin for NodeResourcesFit {
             let s = match &self.strategy {
                 Strategy::LeastAllocated => least_requested(req, alloc),
                 Strategy::MostAllocated => most_requested(req, alloc),
-                Strategy::RequestedToCapacityRatio(pts) => broken_linear(pts, (req.min(alloc)) * 100 / alloc),
+                Strategy::RequestedToCapacityRatio(pts) => {
+                    broken_linear(pts, (req.min(alloc)) * 100 / alloc)
+                }
             };
             total += s * w;
             weights += w;
@@ -241,35 +279,93 @@ mod tests {
     fn fits_and_reports_every_insufficient_resource() {
         let s = CycleState::default();
         let mut n = NodeBuilder::new("n").capacity("2", "4Gi").info();
-        n.add_pod(PodBuilder::new("a").node("n").container("1500m", "3Gi").info());
-        assert!(fit().filter(&s, &PodBuilder::new("p").container("500m", "1Gi").info(), &n).is_success());
-        let st = fit().filter(&s, &PodBuilder::new("p").container("600m", "2Gi").info(), &n);
+        n.add_pod(
+            PodBuilder::new("a")
+                .node("n")
+                .container("1500m", "3Gi")
+                .info(),
+        );
+        assert!(
+            fit()
+                .filter(
+                    &s,
+                    &PodBuilder::new("p").container("500m", "1Gi").info(),
+                    &n
+                )
+                .is_success()
+        );
+        let st = fit().filter(
+            &s,
+            &PodBuilder::new("p").container("600m", "2Gi").info(),
+            &n,
+        );
         assert_eq!(st.code, Code::Unschedulable);
         assert_eq!(st.reasons, ["Insufficient cpu", "Insufficient memory"]);
         // Init containers and overhead count.
-        let st = fit().filter(&s, &PodBuilder::new("p").container("100m", "").init_container("1", "").info(), &n);
+        let st = fit().filter(
+            &s,
+            &PodBuilder::new("p")
+                .container("100m", "")
+                .init_container("1", "")
+                .info(),
+            &n,
+        );
         assert_eq!(st.reasons, ["Insufficient cpu"]);
-        let st = fit().filter(&s, &PodBuilder::new("p").container("400m", "").overhead("200m").info(), &n);
+        let st = fit().filter(
+            &s,
+            &PodBuilder::new("p")
+                .container("400m", "")
+                .overhead("200m")
+                .info(),
+            &n,
+        );
         assert_eq!(st.reasons, ["Insufficient cpu"]);
         // A pod requesting nothing fits as long as there is a pod slot.
-        assert!(fit().filter(&s, &PodBuilder::new("p").info(), &n).is_success());
+        assert!(
+            fit()
+                .filter(&s, &PodBuilder::new("p").info(), &n)
+                .is_success()
+        );
         let full = NodeBuilder::new("n").capacity("2", "4Gi").pods("1").info();
         let mut full = full;
         full.add_pod(PodBuilder::new("x").info());
-        assert_eq!(fit().filter(&s, &PodBuilder::new("p").info(), &full).reasons, ["Too many pods"]);
+        assert_eq!(
+            fit()
+                .filter(&s, &PodBuilder::new("p").info(), &full)
+                .reasons,
+            ["Too many pods"]
+        );
     }
 
     #[test]
     fn extended_resources_and_ignored() {
         let s = CycleState::default();
         let mut node = NodeBuilder::new("n").capacity("2", "4Gi").build();
-        node.status.as_mut().unwrap().allocatable.as_mut().unwrap().insert("example.com/gpu".into(), crate::testing::q("1"));
+        node.status
+            .as_mut()
+            .unwrap()
+            .allocatable
+            .as_mut()
+            .unwrap()
+            .insert("example.com/gpu".into(), crate::testing::q("1"));
         let n = NodeInfo::from_node(std::sync::Arc::new(node));
         let mut pod = PodBuilder::new("p").container("100m", "").build();
-        pod.spec.as_mut().unwrap().containers[0].resources.as_mut().unwrap().requests.as_mut().unwrap().insert("example.com/gpu".into(), crate::testing::q("2"));
+        pod.spec.as_mut().unwrap().containers[0]
+            .resources
+            .as_mut()
+            .unwrap()
+            .requests
+            .as_mut()
+            .unwrap()
+            .insert("example.com/gpu".into(), crate::testing::q("2"));
         let pi = crate::testing::pod_info(pod);
-        assert_eq!(fit().filter(&s, &pi, &n).reasons, ["Insufficient example.com/gpu"]);
-        let ignoring = NodeResourcesFit::new(Some(&json!({"ignoredResourceGroups": ["example.com"]}))).unwrap();
+        assert_eq!(
+            fit().filter(&s, &pi, &n).reasons,
+            ["Insufficient example.com/gpu"]
+        );
+        let ignoring =
+            NodeResourcesFit::new(Some(&json!({"ignoredResourceGroups": ["example.com"]})))
+                .unwrap();
         assert!(ignoring.filter(&s, &pi, &n).is_success());
     }
 
@@ -278,11 +374,20 @@ mod tests {
         let s = CycleState::default();
         // Upstream's example: node 4000m/10000 memory; pod 3000m/5000 → cpu 25, memory 50 → 37.
         let mut node = NodeBuilder::new("n").build();
-        node.status.as_mut().unwrap().allocatable = Some([("cpu".to_string(), crate::testing::q("4")), ("memory".to_string(), crate::testing::q("10000")), ("pods".to_string(), crate::testing::q("10"))].into());
+        node.status.as_mut().unwrap().allocatable = Some(
+            [
+                ("cpu".to_string(), crate::testing::q("4")),
+                ("memory".to_string(), crate::testing::q("10000")),
+                ("pods".to_string(), crate::testing::q("10")),
+            ]
+            .into(),
+        );
         let n = NodeInfo::from_node(std::sync::Arc::new(node));
         let pod = PodBuilder::new("p").container("3", "5000").info();
         assert_eq!(fit().score(&s, &pod, &n).unwrap(), 37);
-        let most = NodeResourcesFit::new(Some(&json!({"scoringStrategy": {"type": "MostAllocated"}}))).unwrap();
+        let most =
+            NodeResourcesFit::new(Some(&json!({"scoringStrategy": {"type": "MostAllocated"}})))
+                .unwrap();
         assert_eq!(most.score(&s, &pod, &n).unwrap(), 62);
         // Over-requested resources score 0 under LeastAllocated.
         let big = PodBuilder::new("p").container("5", "5000").info();
@@ -303,7 +408,14 @@ mod tests {
         assert_eq!(r.score(&s, &pod, &n).unwrap(), 38);
         assert_eq!(broken_linear(&[(0, 100), (50, 0)], 25), 50);
         assert_eq!(broken_linear(&[(0, 100), (50, 0)], 80), 0);
-        assert!(NodeResourcesFit::new(Some(&json!({"scoringStrategy": {"type": "RequestedToCapacityRatio"}}))).is_err());
-        assert!(NodeResourcesFit::new(Some(&json!({"scoringStrategy": {"type": "Bogus"}}))).is_err());
+        assert!(
+            NodeResourcesFit::new(Some(
+                &json!({"scoringStrategy": {"type": "RequestedToCapacityRatio"}})
+            ))
+            .is_err()
+        );
+        assert!(
+            NodeResourcesFit::new(Some(&json!({"scoringStrategy": {"type": "Bogus"}}))).is_err()
+        );
     }
 }

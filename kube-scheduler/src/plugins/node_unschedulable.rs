@@ -28,7 +28,11 @@ impl FilterPlugin for NodeUnschedulable {
         if !node.unschedulable {
             return Status::success();
         }
-        let taint = Taint { key: "node.kubernetes.io/unschedulable".into(), effect: "NoSchedule".into(), ..Default::default() };
+        let taint = Taint {
+            key: "node.kubernetes.io/unschedulable".into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        };
         if pod.tolerations.iter().any(|t| tolerates(t, &taint)) {
             return Status::success();
         }
@@ -49,8 +53,23 @@ mod tests {
         let st = NodeUnschedulable.filter(&s, &plain, &cordoned);
         assert_eq!(st.message(), ERR_REASON);
         assert!(st.is_rejected());
-        let tolerant = PodBuilder::new("p").toleration("node.kubernetes.io/unschedulable", "Exists", "", "NoSchedule").info();
-        assert!(NodeUnschedulable.filter(&s, &tolerant, &cordoned).is_success());
-        assert!(NodeUnschedulable.filter(&s, &plain, &NodeBuilder::new("n").info()).is_success());
+        let tolerant = PodBuilder::new("p")
+            .toleration(
+                "node.kubernetes.io/unschedulable",
+                "Exists",
+                "",
+                "NoSchedule",
+            )
+            .info();
+        assert!(
+            NodeUnschedulable
+                .filter(&s, &tolerant, &cordoned)
+                .is_success()
+        );
+        assert!(
+            NodeUnschedulable
+                .filter(&s, &plain, &NodeBuilder::new("n").info())
+                .is_success()
+        );
     }
 }

@@ -13,13 +13,14 @@ use crate::cache::Snapshot;
 use crate::config::{ConfigError, decode_args};
 use crate::framework::*;
 use crate::plugins::PluginContext;
-use crate::plugins::node_affinity::pod_matches_node_selector_and_affinity;
+use crate::plugins::node_affinity::{Required, required_of};
 use crate::selector::{LabelSelectorExt, Selector};
 use crate::types::{LABEL_HOSTNAME, LABEL_ZONE, NodeInfo, PodInfo, find_untolerated};
 
 pub const NAME: &str = "PodTopologySpread";
 pub const ERR_CONSTRAINTS: &str = "node(s) didn't match pod topology spread constraints";
-pub const ERR_MISSING_LABEL: &str = "node(s) didn't match pod topology spread constraints (missing required label)";
+pub const ERR_MISSING_LABEL: &str =
+    "node(s) didn't match pod topology spread constraints (missing required label)";
 
 const PRE_FILTER_KEY: &str = "PreFilterPodTopologySpread";
 const PRE_SCORE_KEY: &str = "PreScorePodTopologySpread";
@@ -62,11 +63,14 @@ impl Constraint {
         }
     }
 
-    fn includes_node(&self, pod: &PodInfo, node: &NodeInfo) -> bool {
-        if self.honor_affinity && !pod_matches_node_selector_and_affinity(pod, node) {
+    fn includes_node(&self, pod: &PodInfo, req: &Required, node: &NodeInfo) -> bool {
+        if self.honor_affinity && !req.matches_node(node) {
             return false;
         }
-        if self.honor_taints && find_untolerated(&node.taints, &pod.tolerations, &["NoSchedule", "NoExecute"]).is_some() {
+        if self.honor_taints
+            && find_untolerated(&node.taints, &pod.tolerations, &["NoSchedule", "NoExecute"])
+                .is_some()
+        {
             return false;
         }
         true
@@ -74,15 +78,18 @@ impl Constraint {
 }
 
 fn count_matching(pods: &[Arc<PodInfo>], sel: &Selector, ns: &str) -> i64 {
-    pods.iter().filter(|p| !p.terminating && p.namespace == ns && sel.matches(&p.labels)).count() as i64
+    pods.iter()
+        .filter(|p| !p.terminating && p.namespace == ns && sel.matches(&p.labels))
+        .count() as i64
 }
 
 fn has_all_keys(node: &NodeInfo, cs: &[Constraint]) -> bool {
     cs.iter().all(|c| node.labels.contains_key(&c.topology_key))
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct FilterState {
+    required: Required,
     constraints: Vec<Constraint>,
     /// Per constraint: domain value to matching pod count.
     counts: Vec<HashMap<String, i64>>,
@@ -94,7 +101,11 @@ impl FilterState {
     fn recompute_min(&mut self, i: usize) {
         let c = &self.constraints[i];
         let m = &self.counts[i];
-        self.min[i] = if (m.len() as i64) < c.min_domains { 0 } else { m.values().copied().min().unwrap_or(0) };
+        self.min[i] = if (m.len() as i64) < c.min_domains {
+            0
+        } else {
+            m.values().copied().min().unwrap_or(0)
+        };
     }
 
     fn update(&mut self, pod: &PodInfo, other: &PodInfo, node: &NodeInfo, by: i64) {
@@ -103,10 +114,14 @@ impl FilterState {
         }
         for i in 0..self.constraints.len() {
             let c = &self.constraints[i];
-            if !c.selector.matches(&other.labels) || !c.includes_node(pod, node) {
+            if !c.selector.matches(&other.labels) || !c.includes_node(pod, &self.required, node) {
                 continue;
             }
-            let v = node.labels.get(&c.topology_key).cloned().unwrap_or_default();
+            let v = node
+                .labels
+                .get(&c.topology_key)
+                .cloned()
+                .unwrap_or_default();
             *self.counts[i].entry(v).or_default() += by;
             self.recompute_min(i);
         }
@@ -128,8 +143,18 @@ pub struct PodTopologySpread {
 
 fn system_defaults() -> Vec<TopologySpreadConstraint> {
     vec![
-        TopologySpreadConstraint { max_skew: 3, topology_key: LABEL_HOSTNAME.into(), when_unsatisfiable: "ScheduleAnyway".into(), ..Default::default() },
-        TopologySpreadConstraint { max_skew: 5, topology_key: LABEL_ZONE.into(), when_unsatisfiable: "ScheduleAnyway".into(), ..Default::default() },
+        TopologySpreadConstraint {
+            max_skew: 3,
+            topology_key: LABEL_HOSTNAME.into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            ..Default::default()
+        },
+        TopologySpreadConstraint {
+            max_skew: 5,
+            topology_key: LABEL_ZONE.into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            ..Default::default()
+        },
     ]
 }
 
@@ -139,17 +164,35 @@ impl PodTopologySpread {
         let default_constraints = match a.defaulting_type.as_deref().unwrap_or("System") {
             "System" => {
                 if !a.default_constraints.is_empty() {
-                    return Err(ConfigError::Args { plugin: NAME.into(), message: "defaultConstraints must be empty for defaultingType System".into() });
+                    return Err(ConfigError::Args {
+                        plugin: NAME.into(),
+                        message: "defaultConstraints must be empty for defaultingType System"
+                            .into(),
+                    });
                 }
                 system_defaults()
             }
             "List" => a.default_constraints,
-            other => return Err(ConfigError::Args { plugin: NAME.into(), message: format!("unknown defaultingType {other:?}") }),
+            other => {
+                return Err(ConfigError::Args {
+                    plugin: NAME.into(),
+                    message: format!("unknown defaultingType {other:?}"),
+                });
+            }
         };
-        if default_constraints.iter().any(|c| c.label_selector.is_some() || c.max_skew < 1) {
-            return Err(ConfigError::Args { plugin: NAME.into(), message: "default constraints must have maxSkew >= 1 and no labelSelector".into() });
+        if default_constraints
+            .iter()
+            .any(|c| c.label_selector.is_some() || c.max_skew < 1)
+        {
+            return Err(ConfigError::Args {
+                plugin: NAME.into(),
+                message: "default constraints must have maxSkew >= 1 and no labelSelector".into(),
+            });
         }
-        Ok(PodTopologySpread { default_constraints, ctx })
+        Ok(PodTopologySpread {
+            default_constraints,
+            ctx,
+        })
     }
 
     /// Selector of the pod's Services and controller, for default constraints.
@@ -160,26 +203,68 @@ impl PodTopologySpread {
                 if s.metadata.namespace.as_deref() != Some(pod.namespace.as_str()) {
                     continue;
                 }
-                let Some(sel) = s.spec.as_ref().and_then(|sp| sp.selector.as_ref()).filter(|m| !m.is_empty()) else { continue };
+                let Some(sel) = s
+                    .spec
+                    .as_ref()
+                    .and_then(|sp| sp.selector.as_ref())
+                    .filter(|m| !m.is_empty())
+                else {
+                    continue;
+                };
                 if Selector::from_map(sel).matches(&pod.labels) {
                     labels.extend(sel.clone());
                 }
             }
         }
         let mut selector = Selector::from_map(&labels);
-        let owner = pod.pod.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true));
+        let owner = pod
+            .pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true));
         if let Some(o) = owner {
             let find = |name: &str| -> Option<Selector> {
                 match (o.api_version.as_str(), o.kind.as_str()) {
-                    ("apps/v1", "ReplicaSet") => self.ctx.replica_sets.as_ref()?.state().into_iter().find(|r| {
-                        r.metadata.namespace.as_deref() == Some(pod.namespace.as_str()) && r.metadata.name.as_deref() == Some(name)
-                    }).and_then(|r| r.spec.as_ref().map(|s| s.selector.compile())),
-                    ("apps/v1", "StatefulSet") => self.ctx.stateful_sets.as_ref()?.state().into_iter().find(|r| {
-                        r.metadata.namespace.as_deref() == Some(pod.namespace.as_str()) && r.metadata.name.as_deref() == Some(name)
-                    }).and_then(|r| r.spec.as_ref().map(|s| s.selector.compile())),
-                    ("v1", "ReplicationController") => self.ctx.replication_controllers.as_ref()?.state().into_iter().find(|r| {
-                        r.metadata.namespace.as_deref() == Some(pod.namespace.as_str()) && r.metadata.name.as_deref() == Some(name)
-                    }).and_then(|r| r.spec.as_ref().and_then(|s| s.selector.as_ref()).map(Selector::from_map)),
+                    ("apps/v1", "ReplicaSet") => self
+                        .ctx
+                        .replica_sets
+                        .as_ref()?
+                        .state()
+                        .into_iter()
+                        .find(|r| {
+                            r.metadata.namespace.as_deref() == Some(pod.namespace.as_str())
+                                && r.metadata.name.as_deref() == Some(name)
+                        })
+                        .and_then(|r| r.spec.as_ref().map(|s| s.selector.compile())),
+                    ("apps/v1", "StatefulSet") => self
+                        .ctx
+                        .stateful_sets
+                        .as_ref()?
+                        .state()
+                        .into_iter()
+                        .find(|r| {
+                            r.metadata.namespace.as_deref() == Some(pod.namespace.as_str())
+                                && r.metadata.name.as_deref() == Some(name)
+                        })
+                        .and_then(|r| r.spec.as_ref().map(|s| s.selector.compile())),
+                    ("v1", "ReplicationController") => self
+                        .ctx
+                        .replication_controllers
+                        .as_ref()?
+                        .state()
+                        .into_iter()
+                        .find(|r| {
+                            r.metadata.namespace.as_deref() == Some(pod.namespace.as_str())
+                                && r.metadata.name.as_deref() == Some(name)
+                        })
+                        .and_then(|r| {
+                            r.spec
+                                .as_ref()
+                                .and_then(|s| s.selector.as_ref())
+                                .map(Selector::from_map)
+                        }),
                     _ => None,
                 }
             };
@@ -193,22 +278,50 @@ impl PodTopologySpread {
     /// The pod's constraints of one kind (hard = DoNotSchedule), or the defaults; and whether
     /// they are the pod's own.
     fn constraints(&self, pod: &PodInfo, hard: bool) -> (Vec<Constraint>, bool) {
-        let want = if hard { "DoNotSchedule" } else { "ScheduleAnyway" };
-        let own = pod.spec().and_then(|s| s.topology_spread_constraints.as_ref()).filter(|v| !v.is_empty());
+        let want = if hard {
+            "DoNotSchedule"
+        } else {
+            "ScheduleAnyway"
+        };
+        let own = pod
+            .spec()
+            .and_then(|s| s.topology_spread_constraints.as_ref())
+            .filter(|v| !v.is_empty());
         if let Some(own) = own {
             let cs = own
                 .iter()
                 .filter(|c| c.when_unsatisfiable == want)
-                .map(|c| Constraint::from_api(c, c.label_selector.as_ref().map(|s| s.compile()).unwrap_or_else(Selector::nothing), pod))
+                .map(|c| {
+                    Constraint::from_api(
+                        c,
+                        c.label_selector
+                            .as_ref()
+                            .map(|s| s.compile())
+                            .unwrap_or_else(Selector::nothing),
+                        pod,
+                    )
+                })
                 .collect();
             return (cs, true);
         }
-        let defaults: Vec<&TopologySpreadConstraint> = self.default_constraints.iter().filter(|c| c.when_unsatisfiable == want).collect();
+        let defaults: Vec<&TopologySpreadConstraint> = self
+            .default_constraints
+            .iter()
+            .filter(|c| c.when_unsatisfiable == want)
+            .collect();
         if defaults.is_empty() {
             return (Vec::new(), false);
         }
-        let Some(sel) = self.default_selector(pod) else { return (Vec::new(), false) };
-        (defaults.into_iter().map(|c| Constraint::from_api(c, sel.clone(), pod)).collect(), false)
+        let Some(sel) = self.default_selector(pod) else {
+            return (Vec::new(), false);
+        };
+        (
+            defaults
+                .into_iter()
+                .map(|c| Constraint::from_api(c, sel.clone(), pod))
+                .collect(),
+            false,
+        )
     }
 }
 
@@ -241,25 +354,44 @@ impl Plugin for PodTopologySpread {
 }
 
 impl PreFilterPlugin for PodTopologySpread {
-    fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, snap: &Snapshot) -> (PreFilterResult, Status) {
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+    ) -> (PreFilterResult, Status) {
         let (constraints, _) = self.constraints(pod, true);
         if constraints.is_empty() {
             return (PreFilterResult::all(), Status::skip());
         }
         let n = constraints.len();
-        let mut s = FilterState { counts: vec![HashMap::new(); n], min: vec![0; n], constraints };
+        let mut s = FilterState {
+            required: required_of(pod),
+            counts: vec![HashMap::new(); n],
+            min: vec![0; n],
+            constraints,
+        };
         for node in &snap.nodes {
             if !has_all_keys(node, &s.constraints) {
                 continue;
             }
             for i in 0..n {
                 let c = &s.constraints[i];
-                if !c.includes_node(pod, node) {
+                if !c.includes_node(pod, &s.required, node) {
                     continue;
                 }
-                let v = node.labels.get(&c.topology_key).cloned().unwrap_or_default();
+                let v = node
+                    .labels
+                    .get(&c.topology_key)
+                    .map(String::as_str)
+                    .unwrap_or_default();
                 let cnt = count_matching(&node.pods, &c.selector, &pod.namespace);
-                *s.counts[i].entry(v).or_default() += cnt;
+                match s.counts[i].get_mut(v) {
+                    Some(e) => *e += cnt,
+                    None => {
+                        s.counts[i].insert(v.to_string(), cnt);
+                    }
+                }
             }
         }
         for i in 0..n {
@@ -269,13 +401,27 @@ impl PreFilterPlugin for PodTopologySpread {
         (PreFilterResult::all(), Status::success())
     }
 
-    fn add_pod(&self, state: &mut CycleState, pod: &PodInfo, other: &Arc<PodInfo>, node: &NodeInfo, _snap: &Snapshot) {
+    fn add_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        other: &Arc<PodInfo>,
+        node: &NodeInfo,
+        _snap: &Snapshot,
+    ) {
         if let Some(s) = state.read_mut::<FilterState>(PRE_FILTER_KEY) {
             s.update(pod, other, node, 1);
         }
     }
 
-    fn remove_pod(&self, state: &mut CycleState, pod: &PodInfo, other: &Arc<PodInfo>, node: &NodeInfo, _snap: &Snapshot) {
+    fn remove_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        other: &Arc<PodInfo>,
+        node: &NodeInfo,
+        _snap: &Snapshot,
+    ) {
         if let Some(s) = state.read_mut::<FilterState>(PRE_FILTER_KEY) {
             s.update(pod, other, node, -1);
         }
@@ -284,9 +430,13 @@ impl PreFilterPlugin for PodTopologySpread {
 
 impl FilterPlugin for PodTopologySpread {
     fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        let Some(s) = state.read::<FilterState>(PRE_FILTER_KEY) else { return Status::success() };
+        let Some(s) = state.read::<FilterState>(PRE_FILTER_KEY) else {
+            return Status::success();
+        };
         for (i, c) in s.constraints.iter().enumerate() {
-            let Some(v) = node.labels.get(&c.topology_key) else { return Status::unresolvable(ERR_MISSING_LABEL) };
+            let Some(v) = node.labels.get(&c.topology_key) else {
+                return Status::unresolvable(ERR_MISSING_LABEL);
+            };
             let self_match = i64::from(c.selector.matches(&pod.labels));
             let matched = s.counts[i].get(v).copied().unwrap_or(0);
             if matched + self_match - s.min[i] > c.max_skew {
@@ -298,12 +448,22 @@ impl FilterPlugin for PodTopologySpread {
 }
 
 impl PreScorePlugin for PodTopologySpread {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo], snap: &Snapshot) -> Status {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        snap: &Snapshot,
+    ) -> Status {
         let (constraints, require_all) = self.constraints(pod, false);
         if constraints.is_empty() {
             return Status::skip();
         }
-        let mut s = ScoreState { weights: vec![0.0; constraints.len()], ..Default::default() };
+        let required = required_of(pod);
+        let mut s = ScoreState {
+            weights: vec![0.0; constraints.len()],
+            ..Default::default()
+        };
         let mut sizes = vec![0usize; constraints.len()];
         for n in nodes {
             if require_all && !has_all_keys(n, &constraints) {
@@ -332,10 +492,14 @@ impl PreScorePlugin for PodTopologySpread {
                 continue;
             }
             for (i, c) in constraints.iter().enumerate() {
-                if c.topology_key == LABEL_HOSTNAME || !c.includes_node(pod, node) {
+                if c.topology_key == LABEL_HOSTNAME || !c.includes_node(pod, &required, node) {
                     continue;
                 }
-                let v = node.labels.get(&c.topology_key).cloned().unwrap_or_default();
+                let v = node
+                    .labels
+                    .get(&c.topology_key)
+                    .cloned()
+                    .unwrap_or_default();
                 if let Some(cnt) = s.pair_counts.get_mut(&(i, v)) {
                     *cnt += count_matching(&node.pods, &c.selector, &pod.namespace);
                 }
@@ -349,13 +513,17 @@ impl PreScorePlugin for PodTopologySpread {
 
 impl ScorePlugin for PodTopologySpread {
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        let Some(s) = state.read::<ScoreState>(PRE_SCORE_KEY) else { return Ok(0) };
+        let Some(s) = state.read::<ScoreState>(PRE_SCORE_KEY) else {
+            return Ok(0);
+        };
         if s.ignored.contains(&node.name) {
             return Ok(INVALID_SCORE);
         }
         let mut score = 0.0;
         for (i, c) in s.constraints.iter().enumerate() {
-            let Some(v) = node.labels.get(&c.topology_key) else { continue };
+            let Some(v) = node.labels.get(&c.topology_key) else {
+                continue;
+            };
             let cnt = if c.topology_key == LABEL_HOSTNAME {
                 count_matching(&node.pods, &c.selector, &pod.namespace)
             } else {
@@ -410,7 +578,11 @@ mod tests {
         let mut s = CycleState::default();
         let (_, st) = pl.pre_filter(&mut s, pod, snap);
         assert!(st.is_success());
-        let mut v: Vec<(String, Status)> = snap.nodes.iter().map(|n| (n.name.clone(), pl.filter(&s, pod, n))).collect();
+        let mut v: Vec<(String, Status)> = snap
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), pl.filter(&s, pod, n)))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -419,9 +591,16 @@ mod tests {
     fn hard_constraint_by_zone() {
         // Zone a has 2 matching pods, zone b has 0: with maxSkew 1 only zone b fits.
         let snap = snapshot(zone_nodes(), vec![app("p1", "a1"), app("p2", "a2")]);
-        let pod = PodBuilder::new("new").label("app", "web").spread(1, LABEL_ZONE, "DoNotSchedule", &[("app", "web")]).info();
+        let pod = PodBuilder::new("new")
+            .label("app", "web")
+            .spread(1, LABEL_ZONE, "DoNotSchedule", &[("app", "web")])
+            .info();
         let res = filter(&pod, &snap);
-        let ok: Vec<&str> = res.iter().filter(|(_, s)| s.is_success()).map(|(n, _)| n.as_str()).collect();
+        let ok: Vec<&str> = res
+            .iter()
+            .filter(|(_, s)| s.is_success())
+            .map(|(n, _)| n.as_str())
+            .collect();
         assert_eq!(ok, ["b1"]);
         let by = |n: &str| res.iter().find(|(x, _)| x == n).unwrap().1.clone();
         assert_eq!(by("a1").message(), ERR_CONSTRAINTS);
@@ -429,24 +608,59 @@ mod tests {
         assert_eq!(by("nolabel").message(), ERR_MISSING_LABEL);
         assert_eq!(by("nolabel").code, Code::UnschedulableAndUnresolvable);
         // maxSkew 2 allows zone a again.
-        let pod = PodBuilder::new("new").label("app", "web").spread(3, LABEL_ZONE, "DoNotSchedule", &[("app", "web")]).info();
-        assert_eq!(filter(&pod, &snap).iter().filter(|(_, s)| s.is_success()).count(), 3);
+        let pod = PodBuilder::new("new")
+            .label("app", "web")
+            .spread(3, LABEL_ZONE, "DoNotSchedule", &[("app", "web")])
+            .info();
+        assert_eq!(
+            filter(&pod, &snap)
+                .iter()
+                .filter(|(_, s)| s.is_success())
+                .count(),
+            3
+        );
     }
 
     #[test]
     fn pods_in_other_namespaces_and_terminating_do_not_count() {
-        let other_ns = PodBuilder::new("x").namespace("other").label("app", "web").node("a1").build();
-        let dying = PodBuilder::new("y").label("app", "web").node("a1").terminating().build();
+        let other_ns = PodBuilder::new("x")
+            .namespace("other")
+            .label("app", "web")
+            .node("a1")
+            .build();
+        let dying = PodBuilder::new("y")
+            .label("app", "web")
+            .node("a1")
+            .terminating()
+            .build();
         let snap = snapshot(zone_nodes(), vec![other_ns, dying]);
-        let pod = PodBuilder::new("new").label("app", "web").spread(1, LABEL_ZONE, "DoNotSchedule", &[("app", "web")]).info();
-        assert_eq!(filter(&pod, &snap).iter().filter(|(_, s)| s.is_success()).count(), 3);
+        let pod = PodBuilder::new("new")
+            .label("app", "web")
+            .spread(1, LABEL_ZONE, "DoNotSchedule", &[("app", "web")])
+            .info();
+        assert_eq!(
+            filter(&pod, &snap)
+                .iter()
+                .filter(|(_, s)| s.is_success())
+                .count(),
+            3
+        );
     }
 
     #[test]
     fn min_domains_forces_spreading_into_new_domains() {
         let snap = snapshot(zone_nodes(), vec![app("p1", "a1"), app("p2", "b1")]);
-        let mut pod = PodBuilder::new("new").label("app", "web").spread(1, LABEL_ZONE, "DoNotSchedule", &[("app", "web")]).build();
-        pod.spec.as_mut().unwrap().topology_spread_constraints.as_mut().unwrap()[0].min_domains = Some(3);
+        let mut pod = PodBuilder::new("new")
+            .label("app", "web")
+            .spread(1, LABEL_ZONE, "DoNotSchedule", &[("app", "web")])
+            .build();
+        pod.spec
+            .as_mut()
+            .unwrap()
+            .topology_spread_constraints
+            .as_mut()
+            .unwrap()[0]
+            .min_domains = Some(3);
         // Only 2 domains exist < minDomains 3: global min is 0, so skew = 1 + 1 - 0 = 2 > 1 everywhere.
         let res = filter(&crate::testing::pod_info(pod), &snap);
         assert!(res.iter().all(|(_, s)| !s.is_success()));
@@ -455,13 +669,19 @@ mod tests {
     #[test]
     fn soft_constraint_scores_emptier_domains_higher() {
         let snap = snapshot(zone_nodes(), vec![app("p1", "a1"), app("p2", "a2")]);
-        let pod = PodBuilder::new("new").label("app", "web").spread(1, LABEL_ZONE, "ScheduleAnyway", &[("app", "web")]).info();
+        let pod = PodBuilder::new("new")
+            .label("app", "web")
+            .spread(1, LABEL_ZONE, "ScheduleAnyway", &[("app", "web")])
+            .info();
         let pl = plugin();
         let mut s = CycleState::default();
         let refs: Vec<&NodeInfo> = snap.nodes.iter().collect();
         assert!(pl.pre_score(&mut s, &pod, &refs, &snap).is_success());
         let names: Vec<String> = refs.iter().map(|n| n.name.clone()).collect();
-        let mut scores: Vec<i64> = refs.iter().map(|n| pl.score(&s, &pod, n).unwrap()).collect();
+        let mut scores: Vec<i64> = refs
+            .iter()
+            .map(|n| pl.score(&s, &pod, n).unwrap())
+            .collect();
         pl.normalize(&s, &pod, &mut scores);
         let get = |n: &str| scores[names.iter().position(|x| x == n).unwrap()];
         assert!(get("b1") > get("a1"), "b1 {} a1 {}", get("b1"), get("a1"));
@@ -474,26 +694,57 @@ mod tests {
         let snap = snapshot(zone_nodes(), vec![]);
         let pod = PodBuilder::new("new").label("app", "web").info();
         let refs: Vec<&NodeInfo> = snap.nodes.iter().collect();
-        assert!(plugin().pre_score(&mut CycleState::default(), &pod, &refs, &snap).is_skip());
+        assert!(
+            plugin()
+                .pre_score(&mut CycleState::default(), &pod, &refs, &snap)
+                .is_skip()
+        );
         let mut pf = CycleState::default();
         assert!(plugin().pre_filter(&mut pf, &pod, &snap).1.is_skip());
         // With a Service selecting the pod, the soft system defaults apply.
-        let (store, mut writer) = kube::runtime::reflector::store::<k8s_openapi::api::core::v1::Service>();
+        let (store, mut writer) =
+            kube::runtime::reflector::store::<k8s_openapi::api::core::v1::Service>();
         let svc = k8s_openapi::api::core::v1::Service {
-            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta { name: Some("web".into()), namespace: Some("default".into()), ..Default::default() },
-            spec: Some(k8s_openapi::api::core::v1::ServiceSpec { selector: Some([("app".to_string(), "web".to_string())].into()), ..Default::default() }),
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::core::v1::ServiceSpec {
+                selector: Some([("app".to_string(), "web".to_string())].into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(svc));
-        let pl = PodTopologySpread::new(None, PluginContext { services: Some(store), ..Default::default() }).unwrap();
+        let pl = PodTopologySpread::new(
+            None,
+            PluginContext {
+                services: Some(store),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let mut s = CycleState::default();
         assert!(pl.pre_score(&mut s, &pod, &refs, &snap).is_success());
-        assert_eq!(s.read::<ScoreState>(PRE_SCORE_KEY).unwrap().constraints.len(), 2);
+        assert_eq!(
+            s.read::<ScoreState>(PRE_SCORE_KEY)
+                .unwrap()
+                .constraints
+                .len(),
+            2
+        );
     }
 
     #[test]
     fn args_validation() {
-        assert!(PodTopologySpread::new(Some(&serde_json::json!({"defaultingType": "Weird"})), PluginContext::default()).is_err());
+        assert!(
+            PodTopologySpread::new(
+                Some(&serde_json::json!({"defaultingType": "Weird"})),
+                PluginContext::default()
+            )
+            .is_err()
+        );
         let list = serde_json::json!({"defaultingType": "List", "defaultConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]});
         let pl = PodTopologySpread::new(Some(&list), PluginContext::default()).unwrap();
         assert_eq!(pl.default_constraints.len(), 1);

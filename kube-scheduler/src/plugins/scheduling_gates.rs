@@ -19,11 +19,20 @@ impl Plugin for SchedulingGates {
 
 impl PreEnqueuePlugin for SchedulingGates {
     fn pre_enqueue(&self, pod: &PodInfo) -> Status {
-        let gates: Vec<&str> = pod.spec().and_then(|s| s.scheduling_gates.as_ref()).into_iter().flatten().map(|g| g.name.as_str()).collect();
+        let gates: Vec<&str> = pod
+            .spec()
+            .and_then(|s| s.scheduling_gates.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|g| g.name.as_str())
+            .collect();
         if gates.is_empty() {
             return Status::success();
         }
-        Status::unresolvable(format!("waiting for scheduling gates: [{}]", gates.join(" ")))
+        Status::unresolvable(format!(
+            "waiting for scheduling gates: [{}]",
+            gates.join(" ")
+        ))
     }
 }
 
@@ -35,8 +44,17 @@ mod tests {
 
     #[test]
     fn gated_pods_wait() {
-        assert!(SchedulingGates.pre_enqueue(&PodBuilder::new("p").info()).is_success());
-        let st = SchedulingGates.pre_enqueue(&PodBuilder::new("p").scheduling_gate("a").scheduling_gate("b").info());
+        assert!(
+            SchedulingGates
+                .pre_enqueue(&PodBuilder::new("p").info())
+                .is_success()
+        );
+        let st = SchedulingGates.pre_enqueue(
+            &PodBuilder::new("p")
+                .scheduling_gate("a")
+                .scheduling_gate("b")
+                .info(),
+        );
         assert_eq!(st.code, Code::UnschedulableAndUnresolvable);
         assert_eq!(st.message(), "waiting for scheduling gates: [a b]");
     }

@@ -1,7 +1,10 @@
 //! TaintToleration: NoSchedule/NoExecute taints must be tolerated (Filter); nodes with fewer
 //! untolerated PreferNoSchedule taints score higher (Score, normalized in reverse).
 
-use crate::framework::{ClusterEvent, CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, ScorePlugin, Status, default_normalize_score};
+use crate::framework::{
+    ClusterEvent, CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, ScorePlugin, Status,
+    default_normalize_score,
+};
 use crate::types::{NodeInfo, PodInfo, find_untolerated, tolerates};
 
 pub const NAME: &str = "TaintToleration";
@@ -38,7 +41,12 @@ impl FilterPlugin for TaintToleration {
 
 impl ScorePlugin for TaintToleration {
     fn score(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        let tols = pod.tolerations.iter().filter(|t| matches!(t.effect.as_deref(), None | Some("") | Some("PreferNoSchedule")));
+        let tols = pod.tolerations.iter().filter(|t| {
+            matches!(
+                t.effect.as_deref(),
+                None | Some("") | Some("PreferNoSchedule")
+            )
+        });
         let tols: Vec<_> = tols.collect();
         let count = node
             .taints
@@ -63,27 +71,51 @@ mod tests {
     #[test]
     fn filter_untolerated_taints() {
         let s = CycleState::default();
-        let n = NodeBuilder::new("n").taint("dedicated", "gpu", "NoSchedule").info();
+        let n = NodeBuilder::new("n")
+            .taint("dedicated", "gpu", "NoSchedule")
+            .info();
         let st = TaintToleration.filter(&s, &PodBuilder::new("p").info(), &n);
         assert_eq!(st.code, Code::UnschedulableAndUnresolvable);
-        assert_eq!(st.message(), "node(s) had untolerated taint {dedicated: gpu}");
-        let tol = PodBuilder::new("p").toleration("dedicated", "Equal", "gpu", "NoSchedule").info();
+        assert_eq!(
+            st.message(),
+            "node(s) had untolerated taint {dedicated: gpu}"
+        );
+        let tol = PodBuilder::new("p")
+            .toleration("dedicated", "Equal", "gpu", "NoSchedule")
+            .info();
         assert!(TaintToleration.filter(&s, &tol, &n).is_success());
         // PreferNoSchedule never filters.
-        let soft = NodeBuilder::new("n").taint("a", "", "PreferNoSchedule").info();
-        assert!(TaintToleration.filter(&s, &PodBuilder::new("p").info(), &soft).is_success());
+        let soft = NodeBuilder::new("n")
+            .taint("a", "", "PreferNoSchedule")
+            .info();
+        assert!(
+            TaintToleration
+                .filter(&s, &PodBuilder::new("p").info(), &soft)
+                .is_success()
+        );
     }
 
     #[test]
     fn score_prefers_fewer_untolerated_soft_taints() {
         let s = CycleState::default();
-        let pod = PodBuilder::new("p").toleration("ok", "Exists", "", "PreferNoSchedule").info();
+        let pod = PodBuilder::new("p")
+            .toleration("ok", "Exists", "", "PreferNoSchedule")
+            .info();
         let nodes = [
             NodeBuilder::new("a").info(),
-            NodeBuilder::new("b").taint("x", "", "PreferNoSchedule").taint("ok", "", "PreferNoSchedule").info(),
-            NodeBuilder::new("c").taint("x", "", "PreferNoSchedule").taint("y", "", "PreferNoSchedule").info(),
+            NodeBuilder::new("b")
+                .taint("x", "", "PreferNoSchedule")
+                .taint("ok", "", "PreferNoSchedule")
+                .info(),
+            NodeBuilder::new("c")
+                .taint("x", "", "PreferNoSchedule")
+                .taint("y", "", "PreferNoSchedule")
+                .info(),
         ];
-        let mut scores: Vec<i64> = nodes.iter().map(|n| TaintToleration.score(&s, &pod, n).unwrap()).collect();
+        let mut scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| TaintToleration.score(&s, &pod, n).unwrap())
+            .collect();
         assert_eq!(scores, [0, 1, 2]);
         TaintToleration.normalize(&s, &pod, &mut scores);
         assert_eq!(scores, [100, 50, 0]);

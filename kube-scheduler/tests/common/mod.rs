@@ -48,7 +48,11 @@ impl SchedulerProc {
             .stderr(Stdio::from(f2))
             .spawn()
             .expect("spawning kube-scheduler");
-        SchedulerProc { child: Some(child), log, port }
+        SchedulerProc {
+            child: Some(child),
+            log,
+            port,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -81,22 +85,36 @@ pub async fn reqwest_get(url: &str) -> std::io::Result<String> {
     let rest = url.trim_start_matches("http://");
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let mut s = tokio::net::TcpStream::connect(host).await?;
-    s.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await?;
+    s.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).await?;
-    Ok(buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    Ok(buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default())
 }
 
 impl Drop for SchedulerProc {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
-            eprintln!("---- kube-scheduler log {} ----\n{}\n----", self.log.display(), tail_file(&self.log, 80));
+            eprintln!(
+                "---- kube-scheduler log {} ----\n{}\n----",
+                self.log.display(),
+                tail_file(&self.log, 80)
+            );
         }
     }
 }
 
-pub fn node_json(name: &str, cpu: &str, mem: &str, labels: &[(&str, &str)], taints: Value) -> Value {
+pub fn node_json(
+    name: &str,
+    cpu: &str,
+    mem: &str,
+    labels: &[(&str, &str)],
+    taints: Value,
+) -> Value {
     let mut l = serde_json::Map::new();
     l.insert("kubernetes.io/hostname".into(), json!(name));
     for (k, v) in labels {
@@ -114,12 +132,19 @@ pub async fn create_node(client: &kube::Client, node: Value) {
     let api: Api<Node> = Api::all(client.clone());
     let status = node["status"].clone();
     let n: Node = serde_json::from_value(node).expect("node json");
-    let created = api.create(&PostParams::default(), &n).await.expect("create node");
+    let created = api
+        .create(&PostParams::default(), &n)
+        .await
+        .expect("create node");
     // Like a kubelet, report capacity through the status subresource too.
     let name = created.metadata.name.unwrap_or_default();
-    api.patch_status(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&json!({"status": status})))
-        .await
-        .expect("patch node status");
+    api.patch_status(
+        &name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&json!({"status": status})),
+    )
+    .await
+    .expect("patch node status");
 }
 
 pub fn pod_json(name: &str, cpu: &str) -> Value {
@@ -133,7 +158,9 @@ pub fn pod_json(name: &str, cpu: &str) -> Value {
 pub async fn create_pod(client: &kube::Client, pod: Value) -> Pod {
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     let p: Pod = serde_json::from_value(pod).expect("pod json");
-    api.create(&PostParams::default(), &p).await.expect("create pod")
+    api.create(&PostParams::default(), &p)
+        .await
+        .expect("create pod")
 }
 
 pub async fn get_pod(client: &kube::Client, name: &str) -> Option<Pod> {
@@ -145,7 +172,10 @@ pub async fn get_pod(client: &kube::Client, name: &str) -> Option<Pod> {
 pub async fn wait_bound(client: &kube::Client, name: &str, secs: u64) -> String {
     integration_tests::within(secs, &format!("pod {name} to be bound"), async {
         loop {
-            if let Some(n) = get_pod(client, name).await.and_then(|p| p.spec.and_then(|s| s.node_name)) {
+            if let Some(n) = get_pod(client, name)
+                .await
+                .and_then(|p| p.spec.and_then(|s| s.node_name))
+            {
                 return n;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -156,21 +186,32 @@ pub async fn wait_bound(client: &kube::Client, name: &str, secs: u64) -> String 
 
 /// Wait for PodScheduled=False and return its (reason, message).
 pub async fn wait_unschedulable(client: &kube::Client, name: &str, secs: u64) -> (String, String) {
-    integration_tests::within(secs, &format!("pod {name} to be marked unschedulable"), async {
-        loop {
-            let p = get_pod(client, name).await.expect("pod exists");
-            let c = p.status.and_then(|s| s.conditions).unwrap_or_default().into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False");
-            if let Some(c) = c {
-                return (c.reason.unwrap_or_default(), c.message.unwrap_or_default());
+    integration_tests::within(
+        secs,
+        &format!("pod {name} to be marked unschedulable"),
+        async {
+            loop {
+                let p = get_pod(client, name).await.expect("pod exists");
+                let c = p
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|c| c.type_ == "PodScheduled" && c.status == "False");
+                if let Some(c) = c {
+                    return (c.reason.unwrap_or_default(), c.message.unwrap_or_default());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
+        },
+    )
     .await
 }
 
 pub async fn node_of(client: &kube::Client, name: &str) -> Option<String> {
-    get_pod(client, name).await.and_then(|p| p.spec.and_then(|s| s.node_name))
+    get_pod(client, name)
+        .await
+        .and_then(|p| p.spec.and_then(|s| s.node_name))
 }
 
 /// events.k8s.io/v1 events about pod `name` with `reason`.
@@ -179,7 +220,10 @@ pub async fn events_for(client: &kube::Client, name: &str, reason: &str) -> Vec<
     let list = api.list(&Default::default()).await.expect("list events");
     list.items
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name) && e.reason.as_deref() == Some(reason))
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                && e.reason.as_deref() == Some(reason)
+        })
         .collect()
 }
 
