@@ -2,6 +2,8 @@
 //! upstream's `--controllers` names.
 
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod garbagecollector;
 pub mod namespace;
 pub mod replicaset;
@@ -29,7 +31,19 @@ pub fn registry() -> Vec<ControllerDef> {
             aliases: &["root-ca-cert-publisher"],
             start: start_rootcacert,
         },
+        ControllerDef { name: "endpointslice-controller", aliases: &["endpointslice"], start: start_endpointslice },
+        ControllerDef { name: "endpoints-controller", aliases: &["endpoint"], start: start_endpoints },
     ]
+}
+
+fn start_endpointslice(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = endpointslice::EndpointSliceController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_service_endpoint_syncs).boxed())
+}
+
+fn start_endpoints(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = endpoints::EndpointsController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_endpoint_syncs).boxed())
 }
 
 fn start_namespace(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
