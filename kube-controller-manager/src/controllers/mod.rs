@@ -5,6 +5,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod garbagecollector;
+pub mod job;
 pub mod namespace;
 pub mod replicaset;
 pub mod rootcacert;
@@ -33,7 +34,19 @@ pub fn registry() -> Vec<ControllerDef> {
         },
         ControllerDef { name: "endpointslice-controller", aliases: &["endpointslice"], start: start_endpointslice },
         ControllerDef { name: "endpoints-controller", aliases: &["endpoint"], start: start_endpoints },
+        ControllerDef { name: "job-controller", aliases: &["job"], start: start_job },
+        ControllerDef { name: "ttl-after-finished-controller", aliases: &["ttl-after-finished"], start: start_ttl_after_finished },
     ]
+}
+
+fn start_job(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = job::JobController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_job_syncs).boxed())
+}
+
+fn start_ttl_after_finished(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = job::TtlAfterFinishedController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_ttl_after_finished_syncs).boxed())
 }
 
 fn start_endpointslice(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
