@@ -7,6 +7,8 @@ pub mod endpointslice;
 pub mod garbagecollector;
 pub mod job;
 pub mod namespace;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod rootcacert;
 pub mod serviceaccount;
@@ -36,7 +38,19 @@ pub fn registry() -> Vec<ControllerDef> {
         ControllerDef { name: "endpoints-controller", aliases: &["endpoint"], start: start_endpoints },
         ControllerDef { name: "job-controller", aliases: &["job"], start: start_job },
         ControllerDef { name: "ttl-after-finished-controller", aliases: &["ttl-after-finished"], start: start_ttl_after_finished },
+        ControllerDef { name: "node-lifecycle-controller", aliases: &["nodelifecycle", "taint-eviction-controller"], start: start_nodelifecycle },
+        ControllerDef { name: "pod-garbage-collector-controller", aliases: &["podgc"], start: start_podgc },
     ]
+}
+
+fn start_nodelifecycle(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = nodelifecycle::NodeLifecycleController::new(ctx);
+    Ok(c.run(4).boxed())
+}
+
+fn start_podgc(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = podgc::PodGc::new(ctx);
+    Ok(c.run().boxed())
 }
 
 fn start_job(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
