@@ -1,6 +1,7 @@
 //! One module per controller; each has one reconcile function. [`registry`] lists them with
 //! upstream's `--controllers` names.
 
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -40,7 +41,13 @@ pub fn registry() -> Vec<ControllerDef> {
         ControllerDef { name: "ttl-after-finished-controller", aliases: &["ttl-after-finished"], start: start_ttl_after_finished },
         ControllerDef { name: "node-lifecycle-controller", aliases: &["nodelifecycle", "taint-eviction-controller"], start: start_nodelifecycle },
         ControllerDef { name: "pod-garbage-collector-controller", aliases: &["podgc"], start: start_podgc },
+        ControllerDef { name: "cronjob-controller", aliases: &["cronjob"], start: start_cronjob },
     ]
+}
+
+fn start_cronjob(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = cronjob::CronJobController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_cron_job_syncs).boxed())
 }
 
 fn start_nodelifecycle(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
