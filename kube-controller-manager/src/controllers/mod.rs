@@ -2,6 +2,7 @@
 //! upstream's `--controllers` names.
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -42,7 +43,13 @@ pub fn registry() -> Vec<ControllerDef> {
         ControllerDef { name: "node-lifecycle-controller", aliases: &["nodelifecycle", "taint-eviction-controller"], start: start_nodelifecycle },
         ControllerDef { name: "pod-garbage-collector-controller", aliases: &["podgc"], start: start_podgc },
         ControllerDef { name: "cronjob-controller", aliases: &["cronjob"], start: start_cronjob },
+        ControllerDef { name: "daemonset-controller", aliases: &["daemonset"], start: start_daemonset },
     ]
+}
+
+fn start_daemonset(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = daemonset::DaemonSetController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_daemonset_syncs).boxed())
 }
 
 fn start_cronjob(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
