@@ -14,6 +14,7 @@ pub mod podgc;
 pub mod replicaset;
 pub mod rootcacert;
 pub mod serviceaccount;
+pub mod statefulset;
 
 use futures::FutureExt;
 
@@ -44,7 +45,13 @@ pub fn registry() -> Vec<ControllerDef> {
         ControllerDef { name: "pod-garbage-collector-controller", aliases: &["podgc"], start: start_podgc },
         ControllerDef { name: "cronjob-controller", aliases: &["cronjob"], start: start_cronjob },
         ControllerDef { name: "daemonset-controller", aliases: &["daemonset"], start: start_daemonset },
+        ControllerDef { name: "statefulset-controller", aliases: &["statefulset"], start: start_statefulset },
     ]
+}
+
+fn start_statefulset(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = statefulset::StatefulSetController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_statefulset_syncs).boxed())
 }
 
 fn start_daemonset(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
