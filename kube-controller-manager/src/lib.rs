@@ -229,4 +229,24 @@ mod tests {
         assert!(!o.leader.leader_elect);
         assert_eq!(Options::parse_from(["kcm"]).secure_port, 10257);
     }
+
+    #[test]
+    fn shipped_manifests_use_accepted_flags() {
+        let unit = include_str!("../../manifests/systemd/kube-controller-manager.service").replace("\\\n", " ");
+        let line = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+        let argv: Vec<&str> = line.split_whitespace().filter(|a| !a.starts_with('$')).collect();
+        assert_eq!(argv[0], "/usr/local/bin/kube-controller-manager");
+        let o = Options::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        assert!(o.leader.leader_elect);
+        assert_eq!(o.secure_port, 10257);
+        enabled_controllers(&o.controllers).unwrap();
+
+        let pod: k8s_openapi::api::core::v1::Pod =
+            serde_yaml::from_str(include_str!("../../manifests/static-pods/kube-controller-manager.yaml")).expect("a Pod");
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let argv = c.command.clone().unwrap();
+        assert_eq!(argv[0], "kube-controller-manager");
+        let o = Options::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        assert_eq!(o.kubeconfig.as_deref(), Some(std::path::Path::new("/etc/kubernetes/controller-manager.conf")));
+    }
 }

@@ -90,7 +90,8 @@ fn canonical(template: &PodTemplateSpec) -> serde_json::Value {
 /// The `pod-template-hash` of a template (and the collision count, when non-zero).
 pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
     let mut bytes = serde_json::to_vec(&canonical(template)).unwrap_or_default();
-    if let Some(c) = collision_count {
+    // Zero means no collision yet: same hash as unset.
+    if let Some(c) = collision_count.filter(|c| *c != 0) {
         bytes.extend_from_slice(&(c as u32).to_le_bytes());
     }
     safe_encode(&fnv32a(&bytes).to_string())
@@ -1045,6 +1046,7 @@ mod tests {
         let h = compute_hash(&t, None);
         assert_eq!(h, compute_hash(&t, None));
         assert_ne!(h, compute_hash(&t, Some(1)));
+        assert_eq!(h, compute_hash(&t, Some(0)));
         assert!(h.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
         let mut with_hash = t.clone();
         with_hash.metadata.as_mut().unwrap().labels.as_mut().unwrap().insert(POD_TEMPLATE_HASH.into(), h.clone());

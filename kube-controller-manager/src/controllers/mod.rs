@@ -1,12 +1,20 @@
 //! One module per controller; each has one reconcile function. [`registry`] lists them with
 //! upstream's `--controllers` names.
 
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod garbagecollector;
+pub mod job;
 pub mod namespace;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod rootcacert;
 pub mod serviceaccount;
+pub mod statefulset;
 
 use futures::FutureExt;
 
@@ -29,7 +37,61 @@ pub fn registry() -> Vec<ControllerDef> {
             aliases: &["root-ca-cert-publisher"],
             start: start_rootcacert,
         },
+        ControllerDef { name: "endpointslice-controller", aliases: &["endpointslice"], start: start_endpointslice },
+        ControllerDef { name: "endpoints-controller", aliases: &["endpoint"], start: start_endpoints },
+        ControllerDef { name: "job-controller", aliases: &["job"], start: start_job },
+        ControllerDef { name: "ttl-after-finished-controller", aliases: &["ttl-after-finished"], start: start_ttl_after_finished },
+        ControllerDef { name: "node-lifecycle-controller", aliases: &["nodelifecycle", "taint-eviction-controller"], start: start_nodelifecycle },
+        ControllerDef { name: "pod-garbage-collector-controller", aliases: &["podgc"], start: start_podgc },
+        ControllerDef { name: "cronjob-controller", aliases: &["cronjob"], start: start_cronjob },
+        ControllerDef { name: "daemonset-controller", aliases: &["daemonset"], start: start_daemonset },
+        ControllerDef { name: "statefulset-controller", aliases: &["statefulset"], start: start_statefulset },
     ]
+}
+
+fn start_statefulset(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = statefulset::StatefulSetController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_statefulset_syncs).boxed())
+}
+
+fn start_daemonset(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = daemonset::DaemonSetController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_daemonset_syncs).boxed())
+}
+
+fn start_cronjob(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = cronjob::CronJobController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_cron_job_syncs).boxed())
+}
+
+fn start_nodelifecycle(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = nodelifecycle::NodeLifecycleController::new(ctx);
+    Ok(c.run(4).boxed())
+}
+
+fn start_podgc(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = podgc::PodGc::new(ctx);
+    Ok(c.run().boxed())
+}
+
+fn start_job(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = job::JobController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_job_syncs).boxed())
+}
+
+fn start_ttl_after_finished(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = job::TtlAfterFinishedController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_ttl_after_finished_syncs).boxed())
+}
+
+fn start_endpointslice(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = endpointslice::EndpointSliceController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_service_endpoint_syncs).boxed())
+}
+
+fn start_endpoints(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = endpoints::EndpointsController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_endpoint_syncs).boxed())
 }
 
 fn start_namespace(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
