@@ -18,6 +18,8 @@ pub struct Snapshot {
     /// Image name to how many nodes have it (ImageLocality's spread factor).
     pub image_nodes: HashMap<String, usize>,
     pub namespaces: HashMap<String, Labels>,
+    /// Bumped whenever `namespaces` changes (part of the memo keys of namespace-aware plugins).
+    pub namespaces_generation: u64,
     /// Node name to pods nominated to it by preemption.
     pub nominated: HashMap<String, Vec<Arc<PodInfo>>>,
 }
@@ -271,6 +273,7 @@ impl Cache {
     }
 
     pub fn set_namespace(&mut self, name: &str, labels: Option<Labels>) {
+        self.snap.namespaces_generation = crate::types::next_generation();
         match labels {
             Some(l) => {
                 self.snap.namespaces.insert(name.to_string(), l);

@@ -11,6 +11,7 @@ pub mod algorithm;
 pub mod cache;
 pub mod config;
 pub mod framework;
+pub mod memo;
 pub mod plugins;
 pub mod queue;
 pub mod selector;

@@ -20,6 +20,13 @@ pub const DEFAULT_MEMORY_REQUEST: i64 = 200 * 1024 * 1024;
 
 pub type Labels = BTreeMap<String, String>;
 
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The next node generation; never repeats within the process.
+pub fn next_generation() -> u64 {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Parse a quantity into its value in milli-units (cpu), rounding up like Go's `MilliValue`.
 pub fn milli_value(q: &Quantity) -> i64 {
     scaled(q, 1000.0)
@@ -471,7 +478,8 @@ pub struct NodeInfo {
     pub used_ports: HashMap<HostPort, u32>,
     /// Image name (every tag/digest alias) to size in bytes.
     pub images: HashMap<String, i64>,
-    /// Bumped on every change.
+    /// A fresh value from [`next_generation`] on every change, unique across all nodes, so
+    /// `generation` alone identifies one state of one node (what [`crate::memo`] relies on).
     pub generation: u64,
 }
 
@@ -492,7 +500,7 @@ impl NodeInfo {
             pods_with_required_anti_affinity: 0,
             used_ports: HashMap::new(),
             images: HashMap::new(),
-            generation: 0,
+            generation: next_generation(),
         }
     }
 
@@ -519,7 +527,7 @@ impl NodeInfo {
             }
         }
         self.node = Some(node);
-        self.generation += 1;
+        self.generation = next_generation();
     }
 
     pub fn add_pod(&mut self, pod: Arc<PodInfo>) {
@@ -537,7 +545,7 @@ impl NodeInfo {
             *self.used_ports.entry(hp.clone()).or_default() += 1;
         }
         self.pods.push(pod);
-        self.generation += 1;
+        self.generation = next_generation();
     }
 
     /// Remove the pod with `uid`; returns whether it was there.
@@ -564,7 +572,7 @@ impl NodeInfo {
                 }
             }
         }
-        self.generation += 1;
+        self.generation = next_generation();
         true
     }
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::cache::Snapshot;
 use crate::config::{ConfigError, decode_args};
 use crate::framework::*;
+use crate::memo::NodeMemo;
 use crate::types::{AffinityTerm, Labels, NodeInfo, PodInfo};
 
 pub const NAME: &str = "InterPodAffinity";
@@ -46,6 +47,65 @@ impl Default for Args {
 pub struct InterPodAffinity {
     hard_weight: i64,
     ignore_existing_preferred: bool,
+    /// PreFilter's per-node shares.
+    filter_memo: NodeMemo<NodeShare>,
+    /// PreScore's per-node (topology key, weight) sums.
+    score_memo: NodeMemo<Vec<(String, i64)>>,
+}
+
+/// One node's part of a [`FilterState`]: per topology key, how many of its pods count (the
+/// domain value is the node's own label).
+#[derive(Clone, Default)]
+struct NodeShare {
+    existing_anti_affinity: Vec<(String, i64)>,
+    affinity: Vec<(String, i64)>,
+    anti_affinity: Vec<(String, i64)>,
+}
+
+fn add_key(v: &mut Vec<(String, i64)>, key: &str, by: i64) {
+    match v.iter_mut().find(|(k, _)| k == key) {
+        Some((_, n)) => *n += by,
+        None => v.push((key.to_string(), by)),
+    }
+}
+
+impl NodeShare {
+    /// Account for `existing` (on this node) as seen by the incoming `pod`.
+    fn add(
+        &mut self,
+        pod: &PodInfo,
+        ns_labels: &Labels,
+        existing: &PodInfo,
+        ex_ns: Option<&Labels>,
+    ) {
+        for t in &existing.required_anti_affinity {
+            if t.matches(pod, Some(ns_labels)) {
+                add_key(&mut self.existing_anti_affinity, &t.topology_key, 1);
+            }
+        }
+        if matches_all(&pod.required_affinity, existing, ex_ns) {
+            for t in &pod.required_affinity {
+                add_key(&mut self.affinity, &t.topology_key, 1);
+            }
+        }
+        for t in &pod.required_anti_affinity {
+            if t.matches(existing, ex_ns) {
+                add_key(&mut self.anti_affinity, &t.topology_key, 1);
+            }
+        }
+    }
+
+    fn apply(&self, s: &mut FilterState, node: &NodeInfo, by: i64) {
+        for (k, n) in &self.existing_anti_affinity {
+            bump(&mut s.existing_anti_affinity, k, node, n * by);
+        }
+        for (k, n) in &self.affinity {
+            bump(&mut s.affinity, k, node, n * by);
+        }
+        for (k, n) in &self.anti_affinity {
+            bump(&mut s.anti_affinity, k, node, n * by);
+        }
+    }
 }
 
 /// Topology key to domain value to count (nested so lookups need no allocation).
@@ -96,6 +156,8 @@ impl InterPodAffinity {
             });
         }
         Ok(InterPodAffinity {
+            filter_memo: NodeMemo::default(),
+            score_memo: NodeMemo::default(),
             hard_weight: a.hard_pod_affinity_weight,
             ignore_existing_preferred: a.ignore_preferred_terms_of_existing_pods,
         })
@@ -110,22 +172,15 @@ impl InterPodAffinity {
         snap: &Snapshot,
         by: i64,
     ) {
-        for t in &existing.required_anti_affinity {
-            if t.matches(pod, Some(&s.ns_labels)) {
-                bump(&mut s.existing_anti_affinity, &t.topology_key, node, by);
-            }
-        }
-        let ex_ns = snap.namespace_labels(&existing.namespace);
-        if matches_all(&pod.required_affinity, existing, ex_ns) {
-            for t in &pod.required_affinity {
-                bump(&mut s.affinity, &t.topology_key, node, by);
-            }
-        }
-        for t in &pod.required_anti_affinity {
-            if t.matches(existing, ex_ns) {
-                bump(&mut s.anti_affinity, &t.topology_key, node, by);
-            }
-        }
+        let mut share = NodeShare::default();
+        let ns_labels = s.ns_labels.clone();
+        share.add(
+            pod,
+            &ns_labels,
+            existing,
+            snap.namespace_labels(&existing.namespace),
+        );
+        share.apply(s, node, by);
     }
 }
 
@@ -172,17 +227,47 @@ impl PreFilterPlugin for InterPodAffinity {
             ..Default::default()
         };
         let has_own = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
-        for node in &snap.nodes {
+        if !has_own
+            && snap
+                .nodes
+                .iter()
+                .all(|n| n.pods_with_required_anti_affinity == 0)
+        {
+            return (PreFilterResult::all(), Status::skip());
+        }
+        let key = format!(
+            "{}\0{:?}\0{:?}\0{:?}\0{:?}\0{}",
+            pod.namespace,
+            pod.labels,
+            s.ns_labels,
+            pod.required_affinity,
+            pod.required_anti_affinity,
+            snap.namespaces_generation
+        );
+        let ns_labels = s.ns_labels.clone();
+        let compute = |node: &NodeInfo| {
+            let mut share = NodeShare::default();
             if node.pods.is_empty() || (!has_own && node.pods_with_required_anti_affinity == 0) {
-                continue;
+                return share;
             }
             for existing in &node.pods {
                 if !has_own && existing.required_anti_affinity.is_empty() {
                     continue;
                 }
-                InterPodAffinity::update(&mut s, pod, existing, node, snap, 1);
+                share.add(
+                    pod,
+                    &ns_labels,
+                    existing,
+                    snap.namespace_labels(&existing.namespace),
+                );
             }
-        }
+            share
+        };
+        self.filter_memo.with(key, snap, compute, |shares| {
+            for (node, (_, share)) in snap.nodes.iter().zip(shares) {
+                share.apply(&mut s, node, 1);
+            }
+        });
         if !has_own && s.existing_anti_affinity.is_empty() {
             return (PreFilterResult::all(), Status::skip());
         }
@@ -271,54 +356,72 @@ impl PreScorePlugin for InterPodAffinity {
         if self.ignore_existing_preferred && !has_constraints {
             return Status::skip();
         }
+        if !has_constraints && snap.nodes.iter().all(|n| n.pods_with_affinity == 0) {
+            return Status::skip();
+        }
         let ns_labels = snap.namespace_labels(&pod.namespace);
-        let mut score: HashMap<String, HashMap<String, i64>> = HashMap::new();
-        let mut add = |key: &str, node: &NodeInfo, w: i64| {
-            if let Some(v) = node.labels.get(key) {
-                *score
-                    .entry(key.to_string())
-                    .or_default()
-                    .entry(v.clone())
-                    .or_default() += w;
-            }
-        };
-        for node in &snap.nodes {
+        let key = format!(
+            "{}\0{:?}\0{:?}\0{:?}\0{:?}\0{}",
+            pod.namespace,
+            pod.labels,
+            ns_labels,
+            pod.preferred_affinity,
+            pod.preferred_anti_affinity,
+            snap.namespaces_generation
+        );
+        let compute = |node: &NodeInfo| {
+            let mut sums: Vec<(String, i64)> = Vec::new();
             if node.pods.is_empty() || (!has_constraints && node.pods_with_affinity == 0) {
-                continue;
+                return sums;
             }
             for ex in &node.pods {
                 let ex_ns = snap.namespace_labels(&ex.namespace);
                 for t in &pod.preferred_affinity {
                     if t.term.matches(ex, ex_ns) {
-                        add(&t.term.topology_key, node, t.weight);
+                        add_key(&mut sums, &t.term.topology_key, t.weight);
                     }
                 }
                 for t in &pod.preferred_anti_affinity {
                     if t.term.matches(ex, ex_ns) {
-                        add(&t.term.topology_key, node, -t.weight);
+                        add_key(&mut sums, &t.term.topology_key, -t.weight);
                     }
                 }
                 if self.hard_weight > 0 {
                     for t in &ex.required_affinity {
                         if t.matches(pod, ns_labels) {
-                            add(&t.topology_key, node, self.hard_weight);
+                            add_key(&mut sums, &t.topology_key, self.hard_weight);
                         }
                     }
                 }
                 if !self.ignore_existing_preferred {
                     for t in &ex.preferred_affinity {
                         if t.term.matches(pod, ns_labels) {
-                            add(&t.term.topology_key, node, t.weight);
+                            add_key(&mut sums, &t.term.topology_key, t.weight);
                         }
                     }
                     for t in &ex.preferred_anti_affinity {
                         if t.term.matches(pod, ns_labels) {
-                            add(&t.term.topology_key, node, -t.weight);
+                            add_key(&mut sums, &t.term.topology_key, -t.weight);
                         }
                     }
                 }
             }
-        }
+            sums
+        };
+        let mut score: HashMap<String, HashMap<String, i64>> = HashMap::new();
+        self.score_memo.with(key, snap, compute, |per_node| {
+            for (node, (_, sums)) in snap.nodes.iter().zip(per_node) {
+                for (k, w) in sums {
+                    if let Some(v) = node.labels.get(k) {
+                        *score
+                            .entry(k.clone())
+                            .or_default()
+                            .entry(v.clone())
+                            .or_default() += w;
+                    }
+                }
+            }
+        });
         if score.is_empty() {
             return Status::skip();
         }
@@ -478,6 +581,43 @@ mod tests {
             .label("app", "web")
             .info();
         assert_eq!(ok_nodes(&pod, &snap), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn one_plugin_instance_follows_the_cache_across_cycles() {
+        let pl = InterPodAffinity::new(None).unwrap();
+        let mut snap = snapshot(nodes(), vec![]);
+        let pod = PodBuilder::new("web")
+            .label("app", "web")
+            .pod_anti_affinity(&[("app", "web")], HOST)
+            .info();
+        let ok = |snap: &Snapshot| {
+            let mut s = CycleState::default();
+            let (_, st) = pl.pre_filter(&mut s, &pod, snap);
+            let mut v: Vec<String> = snap
+                .nodes
+                .iter()
+                .filter(|n| st.is_skip() || pl.filter(&s, &pod, n).is_success())
+                .map(|n| n.name.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ok(&snap), ["a", "b", "c"]);
+        for (name, node) in [("w1", "a"), ("w2", "c")] {
+            let p = PodBuilder::new(name)
+                .label("app", "web")
+                .pod_anti_affinity(&[("app", "web")], HOST)
+                .node(node)
+                .build();
+            let i = snap.index[node];
+            snap.nodes[i].add_pod(Arc::new(crate::testing::pod_info(p)));
+        }
+        assert_eq!(ok(&snap), ["b"]);
+        let i = snap.index["a"];
+        let uid = snap.nodes[i].pods[0].uid.clone();
+        snap.nodes[i].remove_pod(&uid);
+        assert_eq!(ok(&snap), ["a", "b"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::cache::Snapshot;
 use crate::config::{ConfigError, decode_args};
 use crate::framework::*;
+use crate::memo::NodeMemo;
 use crate::plugins::PluginContext;
 use crate::plugins::node_affinity::{Required, required_of};
 use crate::selector::{LabelSelectorExt, Selector};
@@ -132,13 +133,46 @@ impl FilterState {
 struct ScoreState {
     constraints: Vec<Constraint>,
     ignored: std::collections::HashSet<String>,
-    pair_counts: HashMap<(usize, String), i64>,
+    /// Per constraint: domain value (of the scored nodes) to matching pods.
+    pair_counts: Vec<HashMap<String, i64>>,
     weights: Vec<f64>,
 }
 
 pub struct PodTopologySpread {
     default_constraints: Vec<TopologySpreadConstraint>,
     ctx: PluginContext,
+    /// Per node, per constraint: pods matching the constraint's selector.
+    counts: NodeMemo<Vec<i64>>,
+}
+
+/// What the per-node counts of `constraints` for a pod in `ns` depend on.
+fn memo_key(ns: &str, constraints: &[Constraint]) -> String {
+    let mut k = String::from(ns);
+    for c in constraints {
+        k.push_str(&format!("\0{:?}", c.selector));
+    }
+    k
+}
+
+/// Matching pods per node (indexed like `snap.nodes`) for each of `constraints`.
+fn node_counts<R>(
+    memo: &NodeMemo<Vec<i64>>,
+    snap: &Snapshot,
+    ns: &str,
+    constraints: &[Constraint],
+    f: impl FnOnce(&[(u64, Vec<i64>)]) -> R,
+) -> R {
+    memo.with(
+        memo_key(ns, constraints),
+        snap,
+        |node| {
+            constraints
+                .iter()
+                .map(|c| count_matching(&node.pods, &c.selector, ns))
+                .collect()
+        },
+        f,
+    )
 }
 
 fn system_defaults() -> Vec<TopologySpreadConstraint> {
@@ -190,6 +224,7 @@ impl PodTopologySpread {
             });
         }
         Ok(PodTopologySpread {
+            counts: NodeMemo::default(),
             default_constraints,
             ctx,
         })
@@ -371,29 +406,37 @@ impl PreFilterPlugin for PodTopologySpread {
             min: vec![0; n],
             constraints,
         };
-        for node in &snap.nodes {
-            if !has_all_keys(node, &s.constraints) {
-                continue;
-            }
-            for i in 0..n {
-                let c = &s.constraints[i];
-                if !c.includes_node(pod, &s.required, node) {
-                    continue;
-                }
-                let v = node
-                    .labels
-                    .get(&c.topology_key)
-                    .map(String::as_str)
-                    .unwrap_or_default();
-                let cnt = count_matching(&node.pods, &c.selector, &pod.namespace);
-                match s.counts[i].get_mut(v) {
-                    Some(e) => *e += cnt,
-                    None => {
-                        s.counts[i].insert(v.to_string(), cnt);
+        node_counts(
+            &self.counts,
+            snap,
+            &pod.namespace,
+            &s.constraints,
+            |per_node| {
+                for (node, (_, node_counts)) in snap.nodes.iter().zip(per_node) {
+                    if !has_all_keys(node, &s.constraints) {
+                        continue;
+                    }
+                    for i in 0..n {
+                        let c = &s.constraints[i];
+                        if !c.includes_node(pod, &s.required, node) {
+                            continue;
+                        }
+                        let v = node
+                            .labels
+                            .get(&c.topology_key)
+                            .map(String::as_str)
+                            .unwrap_or_default();
+                        let cnt = node_counts[i];
+                        match s.counts[i].get_mut(v) {
+                            Some(e) => *e += cnt,
+                            None => {
+                                s.counts[i].insert(v.to_string(), cnt);
+                            }
+                        }
                     }
                 }
-            }
-        }
+            },
+        );
         for i in 0..n {
             s.recompute_min(i);
         }
@@ -462,6 +505,7 @@ impl PreScorePlugin for PodTopologySpread {
         let required = required_of(pod);
         let mut s = ScoreState {
             weights: vec![0.0; constraints.len()],
+            pair_counts: vec![HashMap::new(); constraints.len()],
             ..Default::default()
         };
         let mut sizes = vec![0usize; constraints.len()];
@@ -475,7 +519,7 @@ impl PreScorePlugin for PodTopologySpread {
                     continue;
                 }
                 let v = n.labels.get(&c.topology_key).cloned().unwrap_or_default();
-                if let std::collections::hash_map::Entry::Vacant(e) = s.pair_counts.entry((i, v)) {
+                if let std::collections::hash_map::Entry::Vacant(e) = s.pair_counts[i].entry(v) {
                     e.insert(0);
                     sizes[i] += 1;
                 }
@@ -487,24 +531,35 @@ impl PreScorePlugin for PodTopologySpread {
             }
             s.weights[i] = ((sizes[i] + 2) as f64).ln();
         }
-        for node in &snap.nodes {
-            if require_all && !has_all_keys(node, &constraints) {
-                continue;
-            }
-            for (i, c) in constraints.iter().enumerate() {
-                if c.topology_key == LABEL_HOSTNAME || !c.includes_node(pod, &required, node) {
-                    continue;
+        node_counts(
+            &self.counts,
+            snap,
+            &pod.namespace,
+            &constraints,
+            |per_node| {
+                for (node, (_, node_counts)) in snap.nodes.iter().zip(per_node) {
+                    if require_all && !has_all_keys(node, &constraints) {
+                        continue;
+                    }
+                    for (i, c) in constraints.iter().enumerate() {
+                        if c.topology_key == LABEL_HOSTNAME
+                            || !c.includes_node(pod, &required, node)
+                        {
+                            continue;
+                        }
+                        let Some(v) = node.labels.get(&c.topology_key) else {
+                            if let Some(cnt) = s.pair_counts[i].get_mut("") {
+                                *cnt += node_counts[i];
+                            }
+                            continue;
+                        };
+                        if let Some(cnt) = s.pair_counts[i].get_mut(v.as_str()) {
+                            *cnt += node_counts[i];
+                        }
+                    }
                 }
-                let v = node
-                    .labels
-                    .get(&c.topology_key)
-                    .cloned()
-                    .unwrap_or_default();
-                if let Some(cnt) = s.pair_counts.get_mut(&(i, v)) {
-                    *cnt += count_matching(&node.pods, &c.selector, &pod.namespace);
-                }
-            }
-        }
+            },
+        );
         s.constraints = constraints;
         state.write(PRE_SCORE_KEY, s);
         Status::success()
@@ -527,7 +582,7 @@ impl ScorePlugin for PodTopologySpread {
             let cnt = if c.topology_key == LABEL_HOSTNAME {
                 count_matching(&node.pods, &c.selector, &pod.namespace)
             } else {
-                s.pair_counts.get(&(i, v.clone())).copied().unwrap_or(0)
+                s.pair_counts[i].get(v.as_str()).copied().unwrap_or(0)
             };
             score += cnt as f64 * s.weights[i] + (c.max_skew - 1) as f64;
         }
@@ -585,6 +640,38 @@ mod tests {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    #[test]
+    fn counts_follow_the_cache_across_cycles_with_one_plugin_instance() {
+        // The per-node counts are remembered between cycles: they must follow pods added to
+        // and removed from nodes of the same snapshot.
+        let pl = plugin();
+        let mut snap = snapshot(zone_nodes(), vec![app("p1", "a1"), app("p0", "b1")]);
+        let pod = PodBuilder::new("new")
+            .label("app", "web")
+            .spread(1, LABEL_ZONE, "DoNotSchedule", &[("app", "web")])
+            .info();
+        let ok = |pl: &PodTopologySpread, snap: &Snapshot| {
+            let mut s = CycleState::default();
+            assert!(pl.pre_filter(&mut s, &pod, snap).1.is_success());
+            let mut v: Vec<String> = snap
+                .nodes
+                .iter()
+                .filter(|n| pl.filter(&s, &pod, n).is_success())
+                .map(|n| n.name.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ok(&pl, &snap), ["a1", "a2", "b1"]);
+        let a2 = snap.index["a2"];
+        snap.nodes[a2].add_pod(Arc::new(crate::testing::pod_info(app("p3", "a2"))));
+        // a: 2, b: 1 -> only zone b.
+        assert_eq!(ok(&pl, &snap), ["b1"]);
+        let uid = snap.nodes[a2].pods[0].uid.clone();
+        assert!(snap.nodes[a2].remove_pod(&uid));
+        assert_eq!(ok(&pl, &snap), ["a1", "a2", "b1"]);
     }
 
     #[test]
