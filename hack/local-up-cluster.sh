@@ -13,6 +13,7 @@
 #   PRESERVE_DATA     true keeps etcd / embedded data from the previous run (default: false)
 #   SERVICE_CLUSTER_IP_RANGE                               (default: 10.0.0.0/24)
 #   KUBE_COMPONENTS   other components to start if built   (default: kube-controller-manager kube-scheduler kubelet kube-proxy)
+#   SCHEDULER_PORT, CONTROLLER_MANAGER_PORT  their HTTPS health/metrics ports (default: free ports)
 #   <COMPONENT>_EXTRA_ARGS, e.g. KUBE_APISERVER_EXTRA_ARGS="--v=4", KUBELET_EXTRA_ARGS=...
 #   CONTAINER_RUNTIME_ENDPOINT for the kubelet             (default: unix:///run/containerd/containerd.sock)
 #
@@ -267,9 +268,11 @@ EOF
 # They all use the admin kubeconfig for now; per-component identities come with RBAC.
 
 start_kube_controller_manager() {
+  local port=${CONTROLLER_MANAGER_PORT:-$(free_port)}
   start kube-controller-manager "$1" --kubeconfig="$KUBECONFIG_FILE" \
     --service-cluster-ip-range="$SERVICE_CLUSTER_IP_RANGE" --root-ca-file="$(ca_file)" \
-    ${KUBE_CONTROLLER_MANAGER_EXTRA_ARGS:-}
+    --bind-address=127.0.0.1 --secure-port="$port" ${KUBE_CONTROLLER_MANAGER_EXTRA_ARGS:-}
+  log "kube-controller-manager health and metrics: https://127.0.0.1:$port/healthz /metrics (self-signed)"
 }
 
 # Health/metrics on loopback and a free port (unless SCHEDULER_PORT is set), so two clusters
@@ -278,7 +281,7 @@ start_kube_scheduler() {
   local port=${SCHEDULER_PORT:-$(free_port)}
   start kube-scheduler "$1" --kubeconfig="$KUBECONFIG_FILE" --bind-address=127.0.0.1 \
     --secure-port="$port" ${KUBE_SCHEDULER_EXTRA_ARGS:-}
-  log "kube-scheduler health and metrics: http://127.0.0.1:$port/healthz /metrics"
+  log "kube-scheduler health and metrics: https://127.0.0.1:$port/healthz /metrics (self-signed)"
 }
 
 start_kubelet() {

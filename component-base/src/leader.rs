@@ -35,7 +35,10 @@ pub struct LeaderElectionFlags {
     #[arg(long = "leader-elect-resource-name")]
     pub resource_name: Option<String>,
     /// Namespace of the Lease.
-    #[arg(long = "leader-elect-resource-namespace", default_value = "kube-system")]
+    #[arg(
+        long = "leader-elect-resource-namespace",
+        default_value = "kube-system"
+    )]
     pub resource_namespace: String,
 }
 
@@ -55,7 +58,10 @@ impl LeaderElectionFlags {
     pub fn config(&self, component: &str, identity: String) -> LeaderElectionConfig {
         LeaderElectionConfig {
             namespace: self.resource_namespace.clone(),
-            name: self.resource_name.clone().unwrap_or_else(|| component.to_string()),
+            name: self
+                .resource_name
+                .clone()
+                .unwrap_or_else(|| component.to_string()),
             identity,
             lease_duration: self.lease_duration,
             renew_deadline: self.renew_deadline,
@@ -85,17 +91,30 @@ fn now_micro() -> MicroTime {
 }
 
 impl LeaderElector {
-    pub fn new(client: kube::Client, cfg: LeaderElectionConfig) -> Result<Self, LeaderElectionError> {
+    pub fn new(
+        client: kube::Client,
+        cfg: LeaderElectionConfig,
+    ) -> Result<Self, LeaderElectionError> {
         if cfg.lease_duration <= cfg.renew_deadline {
-            return Err(LeaderElectionError::Config("leaseDuration must be greater than renewDeadline".into()));
+            return Err(LeaderElectionError::Config(
+                "leaseDuration must be greater than renewDeadline".into(),
+            ));
         }
         if cfg.renew_deadline <= cfg.retry_period {
-            return Err(LeaderElectionError::Config("renewDeadline must be greater than retryPeriod".into()));
+            return Err(LeaderElectionError::Config(
+                "renewDeadline must be greater than retryPeriod".into(),
+            ));
         }
         if cfg.identity.is_empty() {
-            return Err(LeaderElectionError::Config("identity must not be empty".into()));
+            return Err(LeaderElectionError::Config(
+                "identity must not be empty".into(),
+            ));
         }
-        Ok(LeaderElector { api: Api::namespaced(client, &cfg.namespace), cfg, observed: None })
+        Ok(LeaderElector {
+            api: Api::namespaced(client, &cfg.namespace),
+            cfg,
+            observed: None,
+        })
     }
 
     pub fn identity(&self) -> &str {
@@ -111,7 +130,10 @@ impl LeaderElector {
             Some(l) => l,
             None => {
                 let lease = Lease {
-                    metadata: ObjectMeta { name: Some(self.cfg.name.clone()), ..Default::default() },
+                    metadata: ObjectMeta {
+                        name: Some(self.cfg.name.clone()),
+                        ..Default::default()
+                    },
                     spec: Some(LeaseSpec {
                         holder_identity: Some(me.clone()),
                         lease_duration_seconds: Some(secs),
@@ -136,8 +158,13 @@ impl LeaderElector {
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let held_by_me = holder.as_deref() == Some(me.as_str());
         if !held_by_me && holder.is_some() {
-            let seen_for = self.observed.as_ref().map(|(_, _, t)| t.elapsed()).unwrap_or_default();
-            let duration = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(secs).max(1) as u64);
+            let seen_for = self
+                .observed
+                .as_ref()
+                .map(|(_, _, t)| t.elapsed())
+                .unwrap_or_default();
+            let duration =
+                Duration::from_secs(spec.lease_duration_seconds.unwrap_or(secs).max(1) as u64);
             if seen_for < duration {
                 return Ok(false);
             }
@@ -152,7 +179,11 @@ impl LeaderElector {
         spec.lease_duration_seconds = Some(secs);
         spec.renew_time = Some(now_micro());
         next.spec = Some(spec);
-        match self.api.replace(&self.cfg.name, &PostParams::default(), &next).await {
+        match self
+            .api
+            .replace(&self.cfg.name, &PostParams::default(), &next)
+            .await
+        {
             Ok(l) => {
                 self.observe(&l);
                 Ok(true)
@@ -185,7 +216,9 @@ impl LeaderElector {
                     return;
                 }
                 Ok(false) => {}
-                Err(e) => warn!(lease = %self.cfg.name, error = %e, "error retrieving or updating the lease"),
+                Err(e) => {
+                    warn!(lease = %self.cfg.name, error = %e, "error retrieving or updating the lease")
+                }
             }
             tokio::time::sleep(jittered(self.cfg.retry_period)).await;
         }
@@ -223,15 +256,23 @@ impl LeaderElector {
 
     /// Give the Lease up (on orderly shutdown) so another candidate takes over at once.
     pub async fn release(&mut self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else { return };
-        let Some(spec) = lease.spec.as_mut() else { return };
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else {
+            return;
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return;
+        };
         if spec.holder_identity.as_deref() != Some(self.cfg.identity.as_str()) {
             return;
         }
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(now_micro());
-        if let Err(e) = self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+        if let Err(e) = self
+            .api
+            .replace(&self.cfg.name, &PostParams::default(), &lease)
+            .await
+        {
             warn!(lease = %self.cfg.name, error = %e, "failed to release lease");
         }
     }
@@ -239,14 +280,22 @@ impl LeaderElector {
 
 /// client-go's `wait.Jitter(retryPeriod, 1.2)`.
 fn jittered(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
     d + d.mul_f64(1.2 * (nanos % 1000) as f64 / 1000.0)
 }
 
 /// A candidate identity as upstream builds it: `<hostname>_<uuid-ish suffix>`.
 pub fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into());
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_nanos()).unwrap_or(0);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_nanos())
+        .unwrap_or(0);
     format!("{host}_{:x}{:x}", std::process::id(), nanos)
 }
 
@@ -268,13 +317,20 @@ mod tests {
         assert_eq!(f.le.lease_duration, Duration::from_secs(15));
         assert_eq!(f.le.renew_deadline, Duration::from_secs(10));
         assert_eq!(f.le.retry_period, Duration::from_secs(2));
-        let f = Flags::parse_from(["x", "--leader-elect=false", "--leader-elect-lease-duration=30s"]);
+        let f = Flags::parse_from([
+            "x",
+            "--leader-elect=false",
+            "--leader-elect-lease-duration=30s",
+        ]);
         assert!(!f.le.leader_elect);
         assert_eq!(f.le.lease_duration, Duration::from_secs(30));
         let f = Flags::parse_from(["x", "--leader-elect"]);
         assert!(f.le.leader_elect);
         let c = f.le.config("kube-scheduler", "me".into());
-        assert_eq!((c.namespace.as_str(), c.name.as_str()), ("kube-system", "kube-scheduler"));
+        assert_eq!(
+            (c.namespace.as_str(), c.name.as_str()),
+            ("kube-system", "kube-scheduler")
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub enum Error {
     #[error("leader election: {0}")]
     Leader(#[from] component_base::leader::LeaderElectionError),
     #[error("serving health endpoints: {0}")]
-    Serve(#[from] std::io::Error),
+    Serve(#[from] component_base::healthz::ServeError),
 }
 
 /// Command-line flags, with upstream's names and defaults.
@@ -108,6 +108,8 @@ pub struct Options {
     /// Port for /healthz and /metrics (0 disables serving).
     #[arg(long = "secure-port", default_value_t = 10257)]
     pub secure_port: u16,
+    #[command(flatten)]
+    pub tls: component_base::healthz::TlsFlags,
     /// Log verbosity.
     #[arg(short = 'v', long = "v", default_value_t = 2)]
     pub verbosity: u8,
@@ -182,7 +184,7 @@ pub async fn run(opts: Options) -> Result<(), Error> {
     if opts.secure_port != 0 {
         let addr = SocketAddr::new(opts.bind_address, opts.secure_port);
         let metrics: component_base::healthz::MetricsFn = Arc::new(|| String::new());
-        let bound = component_base::healthz::serve(addr, ready.clone(), metrics).await?;
+        let bound = component_base::healthz::serve(addr, &opts.tls, ready.clone(), metrics).await?;
         info!(%bound, "serving /healthz and /metrics");
     }
     let ctx = ControllerContext { client: client.clone(), informers: InformerFactory::new(client.clone()), options: Arc::new(opts.clone()) };

@@ -47,7 +47,7 @@ pub enum RunError {
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("serving health endpoints: {0}")]
-    Serve(#[from] std::io::Error),
+    Serve(#[from] component_base::healthz::ServeError),
     #[error(transparent)]
     LeaderElection(#[from] LeaderElectionError),
 }
@@ -94,8 +94,8 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             s.update_gauges();
             s.metrics.render()
         });
-        let bound = healthz::serve(addr, ready.clone(), mfn).await?;
-        info!(address = %bound, "serving /healthz, /readyz and /metrics");
+        let bound = healthz::serve(addr, &opts.tls, ready.clone(), mfn).await?;
+        info!(address = %bound, "serving /healthz, /readyz and /metrics over HTTPS");
     }
     {
         let (s, r) = (sched.clone(), ready.clone());

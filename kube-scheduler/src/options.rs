@@ -30,6 +30,8 @@ pub struct Options {
     /// The port on which to serve /healthz, /readyz and /metrics. 0 disables serving.
     #[arg(long = "secure-port", default_value_t = 10259)]
     pub secure_port: u16,
+    #[command(flatten)]
+    pub tls: component_base::healthz::TlsFlags,
     /// Log level verbosity (klog's -v: 0 info, 4 debug, 6 and up trace).
     #[arg(short = 'v', long = "v", default_value_t = 0)]
     pub verbosity: u8,

@@ -62,7 +62,7 @@ async fn fit_misfit_and_scheduling_when_a_node_appears() {
         "{m}"
     );
     assert_eq!(
-        reqwest_get(&format!("http://127.0.0.1:{}/healthz", sched.port))
+        reqwest_get(&format!("https://127.0.0.1:{}/healthz", sched.port))
             .await
             .unwrap(),
         "ok"
