@@ -7,6 +7,7 @@ pub mod controllers;
 pub mod discovery;
 pub mod expectations;
 pub mod informer;
+pub mod metrics;
 pub mod queue;
 pub mod util;
 
@@ -183,7 +184,7 @@ pub async fn run(opts: Options) -> Result<(), Error> {
     let ready = component_base::healthz::Readiness::default();
     if opts.secure_port != 0 {
         let addr = SocketAddr::new(opts.bind_address, opts.secure_port);
-        let metrics: component_base::healthz::MetricsFn = Arc::new(|| String::new());
+        let metrics: component_base::healthz::MetricsFn = Arc::new(|| metrics::METRICS.render());
         let bound = component_base::healthz::serve(addr, &opts.tls, ready.clone(), metrics).await?;
         info!(%bound, "serving /healthz and /metrics");
     }

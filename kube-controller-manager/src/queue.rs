@@ -5,10 +5,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tracing::{debug, warn};
+
+use crate::metrics::METRICS;
 
 #[derive(Default)]
 struct State {
@@ -16,6 +18,8 @@ struct State {
     dirty: HashSet<String>,
     processing: HashSet<String>,
     failures: HashMap<String, u32>,
+    /// When each waiting key was queued (for `workqueue_queue_duration_seconds`).
+    added_at: HashMap<String, Instant>,
     shutting_down: bool,
 }
 
@@ -58,10 +62,13 @@ impl WorkQueue {
             return;
         }
         s.dirty.insert(key.clone());
+        METRICS.adds.with_label_values(&[&self.name]).inc();
+        s.added_at.insert(key.clone(), Instant::now());
         if s.processing.contains(&key) {
             return;
         }
         s.queue.push_back(key);
+        METRICS.depth.with_label_values(&[&self.name]).set(s.queue.len() as i64);
         drop(s);
         self.notify.notify_one();
     }
@@ -88,6 +95,7 @@ impl WorkQueue {
             *n += 1;
             *n
         };
+        METRICS.retries.with_label_values(&[&self.name]).inc();
         let delay = self.base_delay.saturating_mul(1u32 << (n - 1).min(30)).min(self.max_delay);
         self.add_after(key, delay);
     }
@@ -112,6 +120,10 @@ impl WorkQueue {
                 let mut s = self.lock();
                 if let Some(k) = s.queue.pop_front() {
                     s.dirty.remove(&k);
+                    METRICS.depth.with_label_values(&[&self.name]).set(s.queue.len() as i64);
+                    if let Some(t) = s.added_at.remove(&k) {
+                        METRICS.queue_duration.with_label_values(&[&self.name]).observe(t.elapsed().as_secs_f64());
+                    }
                     s.processing.insert(k.clone());
                     let more = !s.queue.is_empty();
                     drop(s);
@@ -134,6 +146,7 @@ impl WorkQueue {
         s.processing.remove(key);
         if s.dirty.contains(key) {
             s.queue.push_back(key.to_string());
+            METRICS.depth.with_label_values(&[&self.name]).set(s.queue.len() as i64);
             drop(s);
             self.notify.notify_one();
         }
@@ -167,7 +180,10 @@ where
         let (q, sync) = (queue.clone(), sync.clone());
         handles.push(tokio::spawn(async move {
             while let Some(key) = q.get().await {
-                match sync(key.clone()).await {
+                let started = Instant::now();
+                let result = sync(key.clone()).await;
+                METRICS.work_duration.with_label_values(&[q.name()]).observe(started.elapsed().as_secs_f64());
+                match result {
                     Ok(requeue) => {
                         q.forget(&key);
                         if let Some(d) = requeue {
@@ -195,6 +211,25 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn reports_workqueue_metrics() {
+        let q = WorkQueue::new("queue_metrics_test");
+        q.add("a");
+        q.add("a");
+        q.add("b");
+        let adds = || METRICS.adds.with_label_values(&["queue_metrics_test"]).get();
+        let depth = || METRICS.depth.with_label_values(&["queue_metrics_test"]).get();
+        assert_eq!(adds(), 2, "a duplicate add is not counted");
+        assert_eq!(depth(), 2);
+        let k = q.get().await.unwrap();
+        assert_eq!(depth(), 1);
+        q.add_rate_limited(k.clone());
+        assert_eq!(METRICS.retries.with_label_values(&["queue_metrics_test"]).get(), 1);
+        q.done(&k);
+        let text = METRICS.render();
+        assert!(text.contains("workqueue_queue_duration_seconds_count{name=\"queue_metrics_test\"} 1"), "{text}");
+    }
 
     #[tokio::test]
     async fn dedups_and_never_hands_out_a_key_twice() {
