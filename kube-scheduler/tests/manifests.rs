@@ -50,6 +50,6 @@ fn static_pod_is_a_pod_with_accepted_flags() {
             get.port,
             k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(o.secure_port as i32)
         );
-        assert_eq!(get.scheme.as_deref(), Some("HTTP"));
+        assert_eq!(get.scheme.as_deref(), Some("HTTPS"));
     }
 }

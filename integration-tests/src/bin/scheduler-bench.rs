@@ -166,16 +166,14 @@ async fn start_scheduler(server: &ApiServer) -> anyhow::Result<SchedulerChild> {
         .stderr(std::process::Stdio::from(logf))
         .spawn()?;
     let child = SchedulerChild(child);
+    let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build()?;
     integration_tests::within(300, "scheduler ready", async {
         loop {
-            if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await;
-                let mut b = String::new();
-                let _ = s.read_to_string(&mut b).await;
-                if b.starts_with("HTTP/1.0 200") || b.starts_with("HTTP/1.1 200") {
-                    return;
-                }
+            // HTTPS with the scheduler's self-signed certificate.
+            if let Ok(r) = http.get(format!("https://127.0.0.1:{port}/readyz")).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
