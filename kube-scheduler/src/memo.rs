@@ -17,30 +17,44 @@ use crate::types::NodeInfo;
 /// How many distinct keys (workloads) are remembered; the least recently used is dropped.
 pub const DEFAULT_CAPACITY: usize = 16;
 
-struct Entry<V> {
+/// A sum over all nodes' values kept up to date as single values change, so a cycle need not
+/// walk every node to total them.
+pub trait Aggregate<V>: Default {
+    fn add(&mut self, v: &V);
+    fn sub(&mut self, v: &V);
+}
+
+impl<V> Aggregate<V> for () {
+    fn add(&mut self, _: &V) {}
+    fn sub(&mut self, _: &V) {}
+}
+
+struct Entry<V, A> {
     /// Indexed like `Snapshot::nodes`: the generation the value was computed for.
     per_node: Vec<(u64, V)>,
+    agg: A,
     last_used: u64,
 }
 
-/// Per-node values of one plugin, keyed by a string the plugin derives from the incoming pod.
-pub struct NodeMemo<V> {
-    inner: Mutex<Inner<V>>,
+/// Per-node values of one plugin, keyed by a string the plugin derives from the incoming pod,
+/// with an optional running [`Aggregate`] of them.
+pub struct NodeMemo<V, A = ()> {
+    inner: Mutex<Inner<V, A>>,
     capacity: usize,
 }
 
-struct Inner<V> {
-    entries: HashMap<String, Entry<V>>,
+struct Inner<V, A> {
+    entries: HashMap<String, Entry<V, A>>,
     clock: u64,
 }
 
-impl<V> Default for NodeMemo<V> {
+impl<V, A: Aggregate<V>> Default for NodeMemo<V, A> {
     fn default() -> Self {
         NodeMemo::with_capacity(DEFAULT_CAPACITY)
     }
 }
 
-impl<V> NodeMemo<V> {
+impl<V, A: Aggregate<V>> NodeMemo<V, A> {
     pub fn with_capacity(capacity: usize) -> Self {
         NodeMemo {
             inner: Mutex::new(Inner {
@@ -52,13 +66,13 @@ impl<V> NodeMemo<V> {
     }
 
     /// Bring the values for `key` up to date with `snap` (calling `compute` for nodes whose
-    /// generation changed) and hand them to `f`, indexed like `snap.nodes`.
+    /// generation changed) and hand them to `f`, indexed like `snap.nodes`, with their aggregate.
     pub fn with<R>(
         &self,
         key: String,
         snap: &Snapshot,
         compute: impl Fn(&NodeInfo) -> V,
-        f: impl FnOnce(&[(u64, V)]) -> R,
+        f: impl FnOnce(&[(u64, V)], &A) -> R,
     ) -> R {
         let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let inner = &mut *guard;
@@ -76,19 +90,32 @@ impl<V> NodeMemo<V> {
         }
         let entry = inner.entries.entry(key).or_insert_with(|| Entry {
             per_node: Vec::new(),
+            agg: A::default(),
             last_used: clock,
         });
         entry.last_used = clock;
         let nodes = &snap.nodes;
-        entry.per_node.truncate(nodes.len());
+        if entry.per_node.len() > nodes.len() {
+            for (_, v) in entry.per_node.drain(nodes.len()..) {
+                entry.agg.sub(&v);
+            }
+        }
         for (i, node) in nodes.iter().enumerate() {
             match entry.per_node.get_mut(i) {
                 Some(slot) if slot.0 == node.generation => {}
-                Some(slot) => *slot = (node.generation, compute(node)),
-                None => entry.per_node.push((node.generation, compute(node))),
+                Some(slot) => {
+                    entry.agg.sub(&slot.1);
+                    *slot = (node.generation, compute(node));
+                    entry.agg.add(&slot.1);
+                }
+                None => {
+                    let v = compute(node);
+                    entry.agg.add(&v);
+                    entry.per_node.push((node.generation, v));
+                }
             }
         }
-        f(&entry.per_node)
+        f(&entry.per_node, &entry.agg)
     }
 
     /// Number of keys currently remembered.
@@ -121,18 +148,18 @@ mod tests {
         let nodes = vec![NodeBuilder::new("a").build(), NodeBuilder::new("b").build()];
         let pods = vec![PodBuilder::new("p1").label("app", "web").node("a").build()];
         let mut snap = snapshot(nodes, pods);
-        let memo = NodeMemo::default();
+        let memo: NodeMemo<usize> = NodeMemo::default();
         let calls = Cell::new(0);
         let counts = memo.with(
             "web".into(),
             &snap,
             |n| count_app(n, &calls),
-            |v| v.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
+            |v, _| v.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
         );
         assert_eq!(counts, [1, 0]);
         assert_eq!(calls.get(), 2);
 
-        memo.with("web".into(), &snap, |n| count_app(n, &calls), |_| ());
+        memo.with("web".into(), &snap, |n| count_app(n, &calls), |_, _| ());
         assert_eq!(calls.get(), 2, "nothing changed, nothing recomputed");
 
         let p2 =
@@ -143,7 +170,7 @@ mod tests {
             "web".into(),
             &snap,
             |n| count_app(n, &calls),
-            |v| v.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
+            |v, _| v.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
         );
         assert_eq!(counts, [1, 1]);
         assert_eq!(calls.get(), 3, "only the changed node is recomputed");
@@ -151,21 +178,61 @@ mod tests {
 
     #[test]
     fn a_replaced_node_at_the_same_index_is_recomputed() {
-        let memo = NodeMemo::default();
+        let memo: NodeMemo<usize> = NodeMemo::default();
         let calls = Cell::new(0);
         let s1 = snapshot(
             vec![NodeBuilder::new("a").build()],
             vec![PodBuilder::new("p1").label("app", "web").node("a").build()],
         );
-        memo.with("k".into(), &s1, |n| count_app(n, &calls), |_| ());
+        memo.with("k".into(), &s1, |n| count_app(n, &calls), |_, _| ());
         // Same name, same index, a different (fresh) NodeInfo without pods.
         let s2 = snapshot(vec![NodeBuilder::new("a").build()], vec![]);
-        let c = memo.with("k".into(), &s2, |n| count_app(n, &calls), |v| v[0].1);
+        let c = memo.with("k".into(), &s2, |n| count_app(n, &calls), |v, _| v[0].1);
         assert_eq!(c, 0);
         // A snapshot with fewer nodes truncates.
         let s3 = snapshot(vec![], vec![]);
-        let len = memo.with("k".into(), &s3, |n| count_app(n, &calls), |v| v.len());
+        let len = memo.with("k".into(), &s3, |n| count_app(n, &calls), |v, _| v.len());
         assert_eq!(len, 0);
+    }
+
+    #[derive(Default)]
+    struct Sum(usize);
+    impl Aggregate<usize> for Sum {
+        fn add(&mut self, v: &usize) {
+            self.0 += v;
+        }
+        fn sub(&mut self, v: &usize) {
+            self.0 -= v;
+        }
+    }
+
+    #[test]
+    fn the_aggregate_follows_changes_and_removals() {
+        let memo: NodeMemo<usize, Sum> = NodeMemo::default();
+        let calls = Cell::new(0);
+        let web = |n: &str| PodBuilder::new(n).label("app", "web");
+        let mut snap = snapshot(
+            vec![NodeBuilder::new("a").build(), NodeBuilder::new("b").build()],
+            vec![web("p1").node("a").build(), web("p2").node("b").build()],
+        );
+        let total =
+            |snap: &Snapshot| memo.with("k".into(), snap, |n| count_app(n, &calls), |_, s| s.0);
+        assert_eq!(total(&snap), 2);
+        let i = snap.index["a"];
+        snap.nodes[i].add_pod(Arc::new(crate::testing::pod_info(
+            web("p3").node("a").build(),
+        )));
+        assert_eq!(total(&snap), 3);
+        let i = snap.index["b"];
+        let uid = snap.nodes[i].pods[0].uid.clone();
+        snap.nodes[i].remove_pod(&uid);
+        assert_eq!(total(&snap), 2);
+        // A smaller snapshot drops the missing nodes' values from the total.
+        let one = snapshot(
+            vec![NodeBuilder::new("c").build()],
+            vec![web("p4").node("c").build()],
+        );
+        assert_eq!(total(&one), 1);
     }
 
     #[test]
@@ -173,15 +240,15 @@ mod tests {
         let memo: NodeMemo<usize> = NodeMemo::with_capacity(2);
         let snap = snapshot(vec![NodeBuilder::new("a").build()], vec![]);
         let calls = Cell::new(0);
-        memo.with("x".into(), &snap, |n| count_app(n, &calls), |_| ());
-        memo.with("y".into(), &snap, |n| count_app(n, &calls), |_| ());
-        memo.with("x".into(), &snap, |n| count_app(n, &calls), |_| ());
-        memo.with("z".into(), &snap, |n| count_app(n, &calls), |_| ());
+        memo.with("x".into(), &snap, |n| count_app(n, &calls), |_, _| ());
+        memo.with("y".into(), &snap, |n| count_app(n, &calls), |_, _| ());
+        memo.with("x".into(), &snap, |n| count_app(n, &calls), |_, _| ());
+        memo.with("z".into(), &snap, |n| count_app(n, &calls), |_, _| ());
         assert_eq!(memo.len(), 2);
         assert_eq!(calls.get(), 3);
-        memo.with("x".into(), &snap, |n| count_app(n, &calls), |_| ());
+        memo.with("x".into(), &snap, |n| count_app(n, &calls), |_, _| ());
         assert_eq!(calls.get(), 3, "x was kept (recently used)");
-        memo.with("y".into(), &snap, |n| count_app(n, &calls), |_| ());
+        memo.with("y".into(), &snap, |n| count_app(n, &calls), |_, _| ());
         assert_eq!(calls.get(), 4, "y was evicted");
     }
 }

@@ -263,7 +263,7 @@ impl PreFilterPlugin for InterPodAffinity {
             }
             share
         };
-        self.filter_memo.with(key, snap, compute, |shares| {
+        self.filter_memo.with(key, snap, compute, |shares, _| {
             for (node, (_, share)) in snap.nodes.iter().zip(shares) {
                 share.apply(&mut s, node, 1);
             }
@@ -409,7 +409,7 @@ impl PreScorePlugin for InterPodAffinity {
             sums
         };
         let mut score: HashMap<String, HashMap<String, i64>> = HashMap::new();
-        self.score_memo.with(key, snap, compute, |per_node| {
+        self.score_memo.with(key, snap, compute, |per_node, _| {
             for (node, (_, sums)) in snap.nodes.iter().zip(per_node) {
                 for (k, w) in sums {
                     if let Some(v) = node.labels.get(k) {

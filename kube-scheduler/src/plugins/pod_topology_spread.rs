@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::cache::Snapshot;
 use crate::config::{ConfigError, decode_args};
 use crate::framework::*;
-use crate::memo::NodeMemo;
+use crate::memo::{Aggregate, NodeMemo};
 use crate::plugins::PluginContext;
 use crate::plugins::node_affinity::{Required, required_of};
 use crate::selector::{LabelSelectorExt, Selector};
@@ -141,8 +141,48 @@ struct ScoreState {
 pub struct PodTopologySpread {
     default_constraints: Vec<TopologySpreadConstraint>,
     ctx: PluginContext,
-    /// Per node, per constraint: pods matching the constraint's selector.
+    /// Per node, per constraint: pods matching the constraint's selector (PreScore).
     counts: NodeMemo<Vec<i64>>,
+    /// Per node, per constraint: its domain and matching pods when the node counts for the
+    /// constraint, with the per-domain totals (PreFilter).
+    domains: NodeMemo<NodeDomains, DomainTotals>,
+}
+
+/// One node's share per constraint: `(domain value, matching pods)`, `None` when the node is
+/// not part of the constraint's domains (missing topology label, excluded by the pod's node
+/// affinity or taints policy).
+type NodeDomains = Vec<Option<(String, i64)>>;
+
+/// Per constraint: domain value to (matching pods, nodes counted in the domain).
+#[derive(Default)]
+struct DomainTotals(Vec<HashMap<String, (i64, usize)>>);
+
+impl Aggregate<NodeDomains> for DomainTotals {
+    fn add(&mut self, v: &NodeDomains) {
+        if self.0.len() < v.len() {
+            self.0.resize_with(v.len(), HashMap::new);
+        }
+        for (i, d) in v.iter().enumerate() {
+            if let Some((domain, pods)) = d {
+                let e = self.0[i].entry(domain.clone()).or_default();
+                e.0 += pods;
+                e.1 += 1;
+            }
+        }
+    }
+    fn sub(&mut self, v: &NodeDomains) {
+        for (i, d) in v.iter().enumerate() {
+            if let Some((domain, pods)) = d
+                && let Some(e) = self.0.get_mut(i).and_then(|m| m.get_mut(domain))
+            {
+                e.0 -= pods;
+                e.1 -= 1;
+                if e.1 == 0 {
+                    self.0[i].remove(domain);
+                }
+            }
+        }
+    }
 }
 
 /// What the per-node counts of `constraints` for a pod in `ns` depend on.
@@ -171,7 +211,7 @@ fn node_counts<R>(
                 .map(|c| count_matching(&node.pods, &c.selector, ns))
                 .collect()
         },
-        f,
+        |per_node, _| f(per_node),
     )
 }
 
@@ -225,6 +265,7 @@ impl PodTopologySpread {
         }
         Ok(PodTopologySpread {
             counts: NodeMemo::default(),
+            domains: NodeMemo::default(),
             default_constraints,
             ctx,
         })
@@ -406,37 +447,40 @@ impl PreFilterPlugin for PodTopologySpread {
             min: vec![0; n],
             constraints,
         };
-        node_counts(
-            &self.counts,
-            snap,
-            &pod.namespace,
-            &s.constraints,
-            |per_node| {
-                for (node, (_, node_counts)) in snap.nodes.iter().zip(per_node) {
-                    if !has_all_keys(node, &s.constraints) {
-                        continue;
-                    }
-                    for i in 0..n {
-                        let c = &s.constraints[i];
-                        if !c.includes_node(pod, &s.required, node) {
-                            continue;
-                        }
-                        let v = node
-                            .labels
-                            .get(&c.topology_key)
-                            .map(String::as_str)
-                            .unwrap_or_default();
-                        let cnt = node_counts[i];
-                        match s.counts[i].get_mut(v) {
-                            Some(e) => *e += cnt,
-                            None => {
-                                s.counts[i].insert(v.to_string(), cnt);
-                            }
-                        }
-                    }
-                }
-            },
+        // Everything `compute` reads from the pod is in the key.
+        let key = format!(
+            "{}\0{:?}\0{:?}\0{:?}",
+            pod.namespace, s.constraints, s.required, pod.tolerations
         );
+        let compute = |node: &NodeInfo| -> NodeDomains {
+            let all_keys = has_all_keys(node, &s.constraints);
+            s.constraints
+                .iter()
+                .map(|c| {
+                    if !all_keys || !c.includes_node(pod, &s.required, node) {
+                        return None;
+                    }
+                    let v = node
+                        .labels
+                        .get(&c.topology_key)
+                        .cloned()
+                        .unwrap_or_default();
+                    Some((v, count_matching(&node.pods, &c.selector, &pod.namespace)))
+                })
+                .collect()
+        };
+        let counts = self.domains.with(key, snap, compute, |_, totals| {
+            (0..n)
+                .map(|i| {
+                    totals
+                        .0
+                        .get(i)
+                        .map(|m| m.iter().map(|(d, (pods, _))| (d.clone(), *pods)).collect())
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<HashMap<String, i64>>>()
+        });
+        s.counts = counts;
         for i in 0..n {
             s.recompute_min(i);
         }
