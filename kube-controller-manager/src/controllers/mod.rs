@@ -4,6 +4,7 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod garbagecollector;
@@ -46,7 +47,14 @@ pub fn registry() -> Vec<ControllerDef> {
         ControllerDef { name: "cronjob-controller", aliases: &["cronjob"], start: start_cronjob },
         ControllerDef { name: "daemonset-controller", aliases: &["daemonset"], start: start_daemonset },
         ControllerDef { name: "statefulset-controller", aliases: &["statefulset"], start: start_statefulset },
+        ControllerDef { name: "disruption-controller", aliases: &["disruption"], start: start_disruption },
     ]
+}
+
+fn start_disruption(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    // Upstream has no flag for this controller and runs one worker.
+    let c = disruption::DisruptionController::new(ctx);
+    Ok(c.run(1).boxed())
 }
 
 fn start_statefulset(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
