@@ -76,6 +76,9 @@ pub struct Options {
     pub concurrent_service_endpoint_syncs: usize,
     #[arg(long = "concurrent-resource-quota-syncs", default_value_t = 5)]
     pub concurrent_resource_quota_syncs: usize,
+    /// How often every quota's usage is recomputed in full.
+    #[arg(long = "resource-quota-sync-period", default_value = "5m", value_parser = parse_duration)]
+    pub resource_quota_sync_period: Duration,
     #[arg(long = "concurrent-ttl-after-finished-syncs", default_value_t = 5)]
     pub concurrent_ttl_after_finished_syncs: usize,
     /// Maximum number of endpoints in one EndpointSlice.
@@ -181,7 +184,7 @@ pub async fn run(opts: Options) -> Result<(), Error> {
     let ready = component_base::healthz::Readiness::default();
     if opts.secure_port != 0 {
         let addr = SocketAddr::new(opts.bind_address, opts.secure_port);
-        let metrics: component_base::healthz::MetricsFn = Arc::new(|| String::new());
+        let metrics: component_base::healthz::MetricsFn = Arc::new(String::new);
         let bound = component_base::healthz::serve(addr, ready.clone(), metrics).await?;
         info!(%bound, "serving /healthz and /metrics");
     }
@@ -226,6 +229,7 @@ mod tests {
         assert_eq!(o.controllers, vec!["*".to_string(), "-deployment".to_string()]);
         assert_eq!(o.verbosity, 4);
         assert_eq!(o.node_monitor_grace_period, Duration::from_secs(40));
+        assert_eq!(o.resource_quota_sync_period, Duration::from_secs(300));
         assert!(!o.leader.leader_elect);
         assert_eq!(Options::parse_from(["kcm"]).secure_port, 10257);
     }

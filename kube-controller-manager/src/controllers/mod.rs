@@ -13,6 +13,7 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod rootcacert;
 pub mod serviceaccount;
 pub mod statefulset;
@@ -48,7 +49,13 @@ pub fn registry() -> Vec<ControllerDef> {
         ControllerDef { name: "daemonset-controller", aliases: &["daemonset"], start: start_daemonset },
         ControllerDef { name: "statefulset-controller", aliases: &["statefulset"], start: start_statefulset },
         ControllerDef { name: "disruption-controller", aliases: &["disruption"], start: start_disruption },
+        ControllerDef { name: "resourcequota-controller", aliases: &["resourcequota"], start: start_resourcequota },
     ]
+}
+
+fn start_resourcequota(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = resourcequota::ResourceQuotaController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_resource_quota_syncs).boxed())
 }
 
 fn start_disruption(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
