@@ -77,6 +77,9 @@ pub struct Options {
     pub concurrent_service_endpoint_syncs: usize,
     #[arg(long = "concurrent-resource-quota-syncs", default_value_t = 5)]
     pub concurrent_resource_quota_syncs: usize,
+    /// How often every quota's usage is recomputed in full.
+    #[arg(long = "resource-quota-sync-period", default_value = "5m", value_parser = parse_duration)]
+    pub resource_quota_sync_period: Duration,
     #[arg(long = "concurrent-ttl-after-finished-syncs", default_value_t = 5)]
     pub concurrent_ttl_after_finished_syncs: usize,
     /// Maximum number of endpoints in one EndpointSlice.
@@ -229,6 +232,7 @@ mod tests {
         assert_eq!(o.controllers, vec!["*".to_string(), "-deployment".to_string()]);
         assert_eq!(o.verbosity, 4);
         assert_eq!(o.node_monitor_grace_period, Duration::from_secs(40));
+        assert_eq!(o.resource_quota_sync_period, Duration::from_secs(300));
         assert!(!o.leader.leader_elect);
         assert_eq!(Options::parse_from(["kcm"]).secure_port, 10257);
     }

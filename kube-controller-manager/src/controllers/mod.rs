@@ -4,6 +4,7 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod garbagecollector;
@@ -12,6 +13,7 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod rootcacert;
 pub mod serviceaccount;
 pub mod statefulset;
@@ -46,7 +48,20 @@ pub fn registry() -> Vec<ControllerDef> {
         ControllerDef { name: "cronjob-controller", aliases: &["cronjob"], start: start_cronjob },
         ControllerDef { name: "daemonset-controller", aliases: &["daemonset"], start: start_daemonset },
         ControllerDef { name: "statefulset-controller", aliases: &["statefulset"], start: start_statefulset },
+        ControllerDef { name: "disruption-controller", aliases: &["disruption"], start: start_disruption },
+        ControllerDef { name: "resourcequota-controller", aliases: &["resourcequota"], start: start_resourcequota },
     ]
+}
+
+fn start_resourcequota(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    let c = resourcequota::ResourceQuotaController::new(ctx);
+    Ok(c.run(ctx.options.concurrent_resource_quota_syncs).boxed())
+}
+
+fn start_disruption(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
+    // Upstream has no flag for this controller and runs one worker.
+    let c = disruption::DisruptionController::new(ctx);
+    Ok(c.run(1).boxed())
 }
 
 fn start_statefulset(ctx: &ControllerContext) -> Result<futures::future::BoxFuture<'static, ()>, Error> {
