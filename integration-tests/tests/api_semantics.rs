@@ -197,10 +197,38 @@ async fn pods_binding_graceful_deletion_eviction_and_field_selectors() {
     let pdbs = "/apis/policy/v1/namespaces/default/poddisruptionbudgets";
     assert_eq!(api.post(pdbs, pdb).await.0, 201);
     let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "b"}});
+    // Until the disruption controller has observed the budget: 429, come back in 10 s.
     let (code, st) = api.post(&format!("{pods}/b/eviction"), eviction.clone()).await;
     assert_eq!(code, 429, "{st}");
-    assert!(st["message"].as_str().unwrap().starts_with("Cannot evict pod as it would violate the pod's disruption budget"));
-    let (code, _) = api.merge(&format!("{pdbs}/pdb/status"), json!({"status": {"disruptionsAllowed": 1, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}})).await;
+    assert_eq!(st["message"], "Cannot evict pod as it would violate the pod's disruption budget.");
+    assert_eq!(st["details"]["retryAfterSeconds"], 10, "{st}");
+    assert_eq!(st["details"]["causes"][0]["reason"], "DisruptionBudget");
+    assert_eq!(st["details"]["causes"][0]["message"], "The disruption budget pdb is still being processed by the server.");
+    let resp = api
+        .http
+        .post(format!("{}{pods}/b/eviction", api.base))
+        .header("Content-Type", "application/json")
+        .body(eviction.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert_eq!(resp.headers()["retry-after"], "10");
+    let observed = json!({"status": {"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}});
+    assert_eq!(api.merge(&format!("{pdbs}/pdb/status"), observed).await.0, 200);
+    within(10, "eviction refused by the observed budget", async {
+        loop {
+            let (code, st) = api.post(&format!("{pods}/b/eviction"), eviction.clone()).await;
+            assert_eq!(code, 429, "{st}");
+            if st["details"]["causes"][0]["message"] == "The disruption budget pdb needs 1 healthy pods and has 1 currently" {
+                assert!(st["details"].get("retryAfterSeconds").is_none(), "{st}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let (code, _) = api.merge(&format!("{pdbs}/pdb/status"), json!({"status": {"disruptionsAllowed": 1}})).await;
     assert_eq!(code, 200);
     // The PDB status reaches the watch cache asynchronously.
     within(10, "eviction allowed", async {

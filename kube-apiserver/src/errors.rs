@@ -119,8 +119,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     RequestEntityTooLarge(String),
-    #[error("{0}")]
-    TooManyRequests(String),
+    /// 429; `retry_after` seconds (0 = none) go to `details.retryAfterSeconds` and the
+    /// `Retry-After` header, as upstream's `NewTooManyRequests`.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u32, causes: Vec<Cause> },
     #[error("{0}")]
     Timeout(String),
     #[error("{0}")]
@@ -170,6 +172,16 @@ impl ApiError {
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
         ApiError::Invalid { kind: kind.into(), target: Target::new(group, "", name), causes }
     }
+    pub fn too_many_requests(message: impl Into<String>, retry_after: u32) -> Self {
+        ApiError::TooManyRequests { message: message.into(), retry_after, causes: Vec::new() }
+    }
+    /// Seconds for the `Retry-After` header, when the error asks the client to come back.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::TooManyRequests { retry_after, .. } if *retry_after > 0 => Some(*retry_after),
+            _ => None,
+        }
+    }
     pub fn internal(e: impl std::fmt::Display) -> Self {
         ApiError::Internal(format!("Internal error occurred: {e}"))
     }
@@ -187,7 +199,7 @@ impl ApiError {
             ApiError::NotAcceptable(_) => 406,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::RequestEntityTooLarge(_) => 413,
-            ApiError::TooManyRequests(_) => 429,
+            ApiError::TooManyRequests { .. } => 429,
             ApiError::Timeout(_) => 504,
             ApiError::ServiceUnavailable(_) => 503,
             ApiError::Internal(_) | ApiError::Unknown(_) => 500,
@@ -208,7 +220,7 @@ impl ApiError {
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::RequestEntityTooLarge(_) => "RequestEntityTooLarge",
-            ApiError::TooManyRequests(_) => "TooManyRequests",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::Timeout(_) => "Timeout",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
@@ -248,6 +260,16 @@ impl ApiError {
             ApiError::ApplyConflict { causes, .. } => Some(json!({
                 "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
             })),
+            ApiError::TooManyRequests { retry_after, causes, .. } => {
+                let mut d = json!({});
+                if *retry_after > 0 {
+                    d["retryAfterSeconds"] = json!(retry_after);
+                }
+                if !causes.is_empty() {
+                    d["causes"] = causes.iter().map(|c| json!({"reason": c.reason, "message": c.message})).collect();
+                }
+                Some(d)
+            }
             _ => None,
         };
         if let Some(mut d) = details {
@@ -302,6 +324,24 @@ mod tests {
             "Operation cannot be fulfilled on configmaps \"x\": the object has been modified; please apply your changes to the latest version and try again"
         );
         assert_eq!(e.code(), 409);
+    }
+
+    #[test]
+    fn too_many_requests_details() {
+        let e = ApiError::too_many_requests("slow down", 10);
+        let s = e.to_status();
+        assert_eq!((s["code"].as_u64(), s["reason"].as_str()), (Some(429), Some("TooManyRequests")));
+        assert_eq!(s["details"]["retryAfterSeconds"], 10);
+        assert_eq!(e.retry_after(), Some(10));
+        let e = ApiError::TooManyRequests {
+            message: "no".into(),
+            retry_after: 0,
+            causes: vec![Cause { reason: "DisruptionBudget".into(), message: "needs 2".into(), field: String::new() }],
+        };
+        let s = e.to_status();
+        assert!(s["details"].get("retryAfterSeconds").is_none());
+        assert_eq!(s["details"]["causes"][0]["reason"], "DisruptionBudget");
+        assert_eq!(e.retry_after(), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::allocator::ServiceAllocator;
 use crate::cacher::filter_event;
 use crate::config::Config;
 use crate::discovery::{self, Discovery};
-use crate::errors::{ApiError, Target};
+use crate::errors::{ApiError, Cause, Target};
 use crate::registry::{self, DeleteOptions, ListQuery, Part, Store, WriteOptions, meta};
 use crate::resources;
 use crate::selectors::{self, FieldSelector, LabelSelector};
@@ -166,7 +166,11 @@ fn json_response(code: u16, v: &Value) -> Response<Body> {
 }
 
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    json_response(e.code(), &e.to_status())
+    let mut r = json_response(e.code(), &e.to_status());
+    if let Some(secs) = e.retry_after() {
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(secs));
+    }
+    r
 }
 
 fn encode_as(code: u16, v: &Value, format: Format) -> Response<Body> {
@@ -804,10 +808,11 @@ impl App {
                     .iter()
                     .filter(|p| meta::namespace(p) == ns)
                     .filter(|p| {
+                        // policy/v1: an empty selector selects every pod, a missing one none.
                         serde_json::from_value(p["spec"]["selector"].clone())
                             .ok()
                             .and_then(|s| LabelSelector::from_label_selector(&s).ok())
-                            .is_some_and(|sel: LabelSelector| !sel.is_empty() && sel.matches_value(&json!({"metadata": {"labels": labels}})))
+                            .is_some_and(|sel: LabelSelector| sel.matches_value(&json!({"metadata": {"labels": labels}})))
                     })
                     .map(|p| (**p).clone())
                     .collect();
@@ -816,13 +821,34 @@ impl App {
                 }
                 if let Some(pdb) = matching.first() {
                     let pdb_name = meta::name(pdb).to_string();
+                    let violation = "Cannot evict pod as it would violate the pod's disruption budget.";
+                    let observed = pdb["status"]["observedGeneration"].as_i64().unwrap_or(0);
+                    let budget_cause = |message: String| Cause { reason: "DisruptionBudget".into(), message, field: String::new() };
+                    let processing = || ApiError::TooManyRequests {
+                        message: violation.into(),
+                        retry_after: 10,
+                        causes: vec![budget_cause(format!("The disruption budget {pdb_name} is still being processed by the server."))],
+                    };
+                    if observed < pdb["metadata"]["generation"].as_i64().unwrap_or(0) {
+                        return Err(processing());
+                    }
                     let allowed = pdb["status"]["disruptionsAllowed"].as_i64().unwrap_or(0);
-                    if allowed < 1 {
+                    if allowed < 0 {
+                        return Err(ApiError::Forbidden(
+                            format!("poddisruptionbudgets.policy \"{pdb_name}\" is forbidden: pdb disruptions allowed is negative"),
+                            Some(Target::new("policy", "poddisruptionbudgets", &pdb_name)),
+                        ));
+                    }
+                    if allowed == 0 {
                         let desired = pdb["status"]["desiredHealthy"].as_i64().unwrap_or(0);
                         let current = pdb["status"]["currentHealthy"].as_i64().unwrap_or(0);
-                        return Err(ApiError::TooManyRequests(format!(
-                            "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {pdb_name} needs {desired} healthy pods and has {current} currently"
-                        )));
+                        return Err(ApiError::TooManyRequests {
+                            message: violation.into(),
+                            retry_after: 0,
+                            causes: vec![budget_cause(format!(
+                                "The disruption budget {pdb_name} needs {desired} healthy pods and has {current} currently"
+                            ))],
+                        });
                     }
                     if !dopts.dry_run {
                         let pod_name = name.to_string();
@@ -834,7 +860,7 @@ impl App {
                         })
                         .await
                         .map_err(|e| match e {
-                            ApiError::Conflict { .. } => ApiError::TooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.".into()),
+                            ApiError::Conflict { .. } => processing(),
                             e => e,
                         })?;
                     }
