@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Node;
 
-use crate::types::{Labels, NodeInfo, PodInfo};
+use crate::types::{LABEL_ZONE, Labels, NodeInfo, PodInfo};
 
 /// What scheduling cycles read: the nodes in a stable order, and lookups plugins need.
 #[derive(Default)]
@@ -88,10 +88,67 @@ pub struct Cache {
     ghosts: HashMap<String, NodeInfo>,
     pods: HashMap<String, PodState>,
     nominated_by_uid: HashMap<String, String>,
+    /// Nodes were added, removed or changed zone since the last [`Cache::snapshot_for_cycle`].
+    order_dirty: bool,
+}
+
+/// Upstream's zone key: region and zone labels (current or legacy beta names).
+fn zone_key(ni: &NodeInfo) -> (String, String) {
+    let get = |a: &str, b: &str| {
+        ni.labels
+            .get(a)
+            .or_else(|| ni.labels.get(b))
+            .cloned()
+            .unwrap_or_default()
+    };
+    (
+        get(
+            "topology.kubernetes.io/region",
+            "failure-domain.beta.kubernetes.io/region",
+        ),
+        get(LABEL_ZONE, "failure-domain.beta.kubernetes.io/zone"),
+    )
 }
 
 impl Cache {
     pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
+    }
+
+    /// The snapshot with nodes interleaved across zones (first node of each zone, then the
+    /// second of each, ...), as upstream's node tree lists them, so that a cycle that stops
+    /// after the first feasible nodes (percentageOfNodesToScore) still sees every zone.
+    pub fn snapshot_for_cycle(&mut self) -> &Snapshot {
+        if self.order_dirty {
+            self.order_dirty = false;
+            let mut zones: Vec<((String, String), Vec<NodeInfo>)> = Vec::new();
+            for ni in std::mem::take(&mut self.snap.nodes) {
+                let key = zone_key(&ni);
+                match zones.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, v)) => v.push(ni),
+                    None => zones.push((key, vec![ni])),
+                }
+            }
+            let mut iters: Vec<_> = zones.into_iter().map(|(_, v)| v.into_iter()).collect();
+            let mut out = Vec::with_capacity(self.snap.index.len());
+            loop {
+                let before = out.len();
+                for it in iters.iter_mut() {
+                    if let Some(ni) = it.next() {
+                        out.push(ni);
+                    }
+                }
+                if out.len() == before {
+                    break;
+                }
+            }
+            self.snap.index = out
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.name.clone(), i))
+                .collect();
+            self.snap.nodes = out;
+        }
         &self.snap
     }
 
@@ -126,11 +183,15 @@ impl Cache {
     pub fn add_node(&mut self, node: Arc<Node>) {
         let name = node.metadata.name.clone().unwrap_or_default();
         if let Some(i) = self.snap.index.get(&name).copied() {
+            let zone = zone_key(&self.snap.nodes[i]);
             let old = std::mem::take(&mut self.snap.nodes[i].images);
             self.count_images(&old, -1);
             self.snap.nodes[i].set_node(node);
             let new = self.snap.nodes[i].images.clone();
             self.count_images(&new, 1);
+            if zone_key(&self.snap.nodes[i]) != zone {
+                self.order_dirty = true;
+            }
             return;
         }
         let mut ni = self
@@ -142,6 +203,7 @@ impl Cache {
         self.count_images(&imgs, 1);
         self.snap.index.insert(name, self.snap.nodes.len());
         self.snap.nodes.push(ni);
+        self.order_dirty = true;
     }
 
     pub fn update_node(&mut self, node: Arc<Node>) {
@@ -152,6 +214,7 @@ impl Cache {
         let Some(i) = self.snap.index.remove(name) else {
             return;
         };
+        self.order_dirty = true;
         let mut ni = self.snap.nodes.swap_remove(i);
         if i < self.snap.nodes.len() {
             let moved = self.snap.nodes[i].name.clone();
@@ -289,6 +352,46 @@ impl Cache {
 mod tests {
     use super::*;
     use crate::testing::{NodeBuilder, PodBuilder, pod_info};
+
+    #[test]
+    fn cycles_see_nodes_interleaved_across_zones() {
+        let mut c = Cache::default();
+        for (n, z) in [
+            ("a1", "a"),
+            ("a2", "a"),
+            ("a3", "a"),
+            ("b1", "b"),
+            ("b2", "b"),
+            ("c1", "c"),
+        ] {
+            c.add_node(Arc::new(NodeBuilder::new(n).label(LABEL_ZONE, z).build()));
+        }
+        let names = |s: &Snapshot| s.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(c.snapshot_for_cycle()),
+            ["a1", "b1", "c1", "a2", "b2", "a3"]
+        );
+        let snap = c.snapshot_for_cycle();
+        assert!(
+            snap.nodes
+                .iter()
+                .enumerate()
+                .all(|(i, n)| snap.index[&n.name] == i)
+        );
+        // A node moving to another zone and a removal re-interleave.
+        c.add_node(Arc::new(
+            NodeBuilder::new("a3").label(LABEL_ZONE, "c").build(),
+        ));
+        c.remove_node("b2");
+        assert_eq!(
+            names(c.snapshot_for_cycle()),
+            ["a1", "b1", "c1", "a2", "a3"]
+        );
+        assert_eq!(
+            c.snapshot_for_cycle().get("a3").unwrap().labels[LABEL_ZONE],
+            "c"
+        );
+    }
 
     #[test]
     fn assumed_pods_count_until_forgotten_or_confirmed() {

@@ -561,7 +561,7 @@ impl Scheduler {
                     &fwk,
                     &mut state,
                     &pod,
-                    cache.snapshot(),
+                    cache.snapshot_for_cycle(),
                     &mut next,
                     self.percentage,
                 ) {
