@@ -5,6 +5,7 @@
 pub mod runtime;
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -37,7 +38,9 @@ pub enum Code {
 #[derive(Debug, Clone)]
 pub struct Status {
     pub code: Code,
-    pub reasons: Vec<String>,
+    /// Usually one of the plugins' constant messages, so failing on thousands of nodes per
+    /// cycle allocates no strings.
+    pub reasons: Vec<Cow<'static, str>>,
     /// Name of the plugin that produced a failure.
     pub plugin: &'static str,
 }
@@ -50,20 +53,20 @@ impl Status {
             plugin: "",
         }
     }
-    pub fn new(code: Code, reason: impl Into<String>) -> Status {
+    pub fn new(code: Code, reason: impl Into<Cow<'static, str>>) -> Status {
         Status {
             code,
             reasons: vec![reason.into()],
             plugin: "",
         }
     }
-    pub fn unschedulable(reason: impl Into<String>) -> Status {
+    pub fn unschedulable(reason: impl Into<Cow<'static, str>>) -> Status {
         Status::new(Code::Unschedulable, reason)
     }
-    pub fn unresolvable(reason: impl Into<String>) -> Status {
+    pub fn unresolvable(reason: impl Into<Cow<'static, str>>) -> Status {
         Status::new(Code::UnschedulableAndUnresolvable, reason)
     }
-    pub fn error(msg: impl Into<String>) -> Status {
+    pub fn error(msg: impl Into<Cow<'static, str>>) -> Status {
         Status::new(Code::Error, msg)
     }
     pub fn skip() -> Status {

@@ -327,7 +327,7 @@ impl Framework {
                 return (r, st.with_plugin(p.name()));
             }
             if !st.message().is_empty() {
-                msgs.push(st.message());
+                msgs.push(st.message().into());
             }
             last = st.with_plugin(p.name());
         }

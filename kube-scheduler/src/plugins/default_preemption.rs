@@ -73,16 +73,16 @@ pub fn fit_error_message(
         msg.push_str(&format!(" {pf}."));
         return msg;
     }
-    let mut hist: HashMap<String, usize> = HashMap::new();
+    let mut hist: HashMap<&str, usize> = HashMap::new();
     for st in statuses.values() {
         for r in &st.reasons {
-            *hist.entry(r.clone()).or_default() += 1;
+            *hist.entry(r.as_ref()).or_default() += 1;
         }
     }
     if let Some(r) = absent_reason
         && statuses.len() < num_nodes
     {
-        *hist.entry(r.to_string()).or_default() += num_nodes - statuses.len();
+        *hist.entry(r).or_default() += num_nodes - statuses.len();
     }
     let mut parts: Vec<String> = hist.into_iter().map(|(r, c)| format!("{c} {r}")).collect();
     parts.sort();

@@ -2,6 +2,7 @@
 //! node's allocatable minus what its pods (bound and assumed) request; the score follows the
 //! configured strategy: LeastAllocated (default), MostAllocated or RequestedToCapacityRatio.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde::Deserialize;
@@ -169,10 +170,10 @@ impl NodeResourcesFit {
     }
 
     /// Every resource the pod lacks on the node (empty when it fits).
-    pub fn insufficient(&self, pod: &PodInfo, node: &NodeInfo) -> Vec<String> {
+    pub fn insufficient(&self, pod: &PodInfo, node: &NodeInfo) -> Vec<Cow<'static, str>> {
         let mut out = Vec::new();
         if node.pods.len() as i64 + 1 > node.allocatable.allowed_pod_number {
-            out.push("Too many pods".to_string());
+            out.push("Too many pods".into());
         }
         let r = &pod.requests;
         if r.is_zero() {
@@ -195,7 +196,7 @@ impl NodeResourcesFit {
                 continue;
             }
             if *want > a.get(name) - u.get(name) {
-                out.push(format!("Insufficient {name}"));
+                out.push(format!("Insufficient {name}").into());
             }
         }
         out
