@@ -173,10 +173,9 @@ impl InterPodAffinity {
         by: i64,
     ) {
         let mut share = NodeShare::default();
-        let ns_labels = s.ns_labels.clone();
         share.add(
             pod,
-            &ns_labels,
+            &s.ns_labels,
             existing,
             snap.namespace_labels(&existing.namespace),
         );
