@@ -125,6 +125,10 @@ pub enum ApiError {
     TooManyRequests { message: String, retry_after: u32, causes: Vec<Cause> },
     #[error("{0}")]
     Timeout(String),
+    /// 504 for a resourceVersion the server has not reached (upstream's
+    /// `NewTooLargeResourceVersionError`: a `ResourceVersionTooLarge` cause, retry after 1 s).
+    #[error("Too large resource version: {requested}, current: {current}")]
+    ResourceVersionTooLarge { requested: i64, current: i64 },
     #[error("{0}")]
     ServiceUnavailable(String),
     #[error("{0}")]
@@ -179,6 +183,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::TooManyRequests { retry_after, .. } if *retry_after > 0 => Some(*retry_after),
+            ApiError::ResourceVersionTooLarge { .. } => Some(1),
             _ => None,
         }
     }
@@ -200,7 +205,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::RequestEntityTooLarge(_) => 413,
             ApiError::TooManyRequests { .. } => 429,
-            ApiError::Timeout(_) => 504,
+            ApiError::Timeout(_) | ApiError::ResourceVersionTooLarge { .. } => 504,
             ApiError::ServiceUnavailable(_) => 503,
             ApiError::Internal(_) | ApiError::Unknown(_) => 500,
         }
@@ -221,7 +226,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::RequestEntityTooLarge(_) => "RequestEntityTooLarge",
             ApiError::TooManyRequests { .. } => "TooManyRequests",
-            ApiError::Timeout(_) => "Timeout",
+            ApiError::Timeout(_) | ApiError::ResourceVersionTooLarge { .. } => "Timeout",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
             ApiError::Unknown(_) => "",
@@ -270,6 +275,10 @@ impl ApiError {
                 }
                 Some(d)
             }
+            ApiError::ResourceVersionTooLarge { .. } => Some(json!({
+                "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                "retryAfterSeconds": 1,
+            })),
             _ => None,
         };
         if let Some(mut d) = details {
@@ -290,9 +299,7 @@ impl ApiError {
             StorageError::Compacted { requested, compacted } => {
                 ApiError::Gone(format!("too old resource version: {requested} ({compacted})"))
             }
-            StorageError::FutureRevision { requested, current } => ApiError::Timeout(format!(
-                "Too large resource version: {requested}, current: {current}"
-            )),
+            StorageError::FutureRevision { requested, current } => ApiError::ResourceVersionTooLarge { requested, current },
             StorageError::Unavailable(m) => ApiError::ServiceUnavailable(format!("storage is unavailable: {m}")),
             StorageError::Internal(m) => ApiError::internal(m),
         }

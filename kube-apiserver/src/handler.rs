@@ -483,7 +483,15 @@ impl App {
                 Err(e) => error_response(&e),
             };
         }
-        let timeout = self.cfg.request_timeout;
+        // `?timeout=` (kubectl --request-timeout) may shorten, never lengthen, the server's limit.
+        let mut timeout = self.cfg.request_timeout;
+        if let Some(t) = ctx.query.get("timeout") {
+            match component_base::duration::parse_duration(t) {
+                Ok(d) if !d.is_zero() && d < timeout => timeout = d,
+                Ok(_) => {}
+                Err(_) => return error_response(&ApiError::BadRequest("invalid timeout specified in the request URL".into())),
+            }
+        }
         match tokio::time::timeout(timeout, self.serve_resource(req, &ctx)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => error_response(&e),
@@ -547,18 +555,37 @@ impl App {
             let answer = self.review(store, ns, obj, ctx.user.as_ref()).await?;
             return Ok(json_response(201, &answer));
         }
+        let verb = match (&method, ctx.path.name.is_some()) {
+            (&Method::GET, true) => "get",
+            (&Method::GET, false) => "list",
+            (&Method::POST, false) => "create",
+            (&Method::PUT, true) => "update",
+            (&Method::PATCH, true) => "patch",
+            (&Method::DELETE, true) => "delete",
+            (&Method::DELETE, false) => "deletecollection",
+            _ => "",
+        };
+        if !store.info.supports(verb) {
+            return Err(ApiError::MethodNotAllowed("the server does not allow this method on the requested resource".into()));
+        }
         let mut opts = crate::fieldvalidation::write_options(&method, &ctx.query)?;
         opts.field_manager = crate::fieldmanager::request_manager(&method, &ctx.query, req.headers())?;
         let result = match (&method, ctx.path.name.as_deref()) {
             (&Method::GET, Some(name)) => {
-                let obj = if ctx.query.get("resourceVersion").is_some_and(|v| v == "0") {
+                let rv = ctx.query.get("resourceVersion").map(String::as_str).filter(|v| !v.is_empty());
+                let obj = if rv == Some("0") {
                     store.get_cached(ns, name).await?
                 } else {
+                    if let Some(rv) = rv {
+                        let rv = rv.parse().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv:?}")))?;
+                        store.wait_for_revision(rv).await?;
+                    }
                     store.get(ns, name).await?
                 };
                 Ok(self.render_object(200, &obj, ctx))
             }
             (&Method::GET, None) => {
+                validate_list_options(&ctx.query, false)?;
                 let q = list_query(&ctx.query, store)?;
                 let list = store.list(ns, &q).await?;
                 Ok(self.render_list(&list, ctx))
@@ -610,6 +637,7 @@ impl App {
                 Ok(self.render_object(code, &obj, ctx))
             }
             (&Method::DELETE, None) => {
+                validate_list_options(&ctx.query, false)?;
                 let (body, ct) = self.read_body(req).await?;
                 let dopts = delete_options(&body, &ct, &ctx.query)?;
                 let q = list_query(&ctx.query, store)?;
@@ -956,15 +984,8 @@ impl App {
         let ns = if store.info.namespaced { ctx.path.namespace.clone() } else { None };
         let q = list_query(&ctx.query, &store)?;
         let bookmarks = truthy(ctx.query.get("allowWatchBookmarks"));
-        let send_initial = ctx.query.get("sendInitialEvents").map(|v| v == "true");
-        if send_initial == Some(true) {
-            if ctx.query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") || !bookmarks {
-                return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![crate::errors::Cause::forbidden(
-                    "sendInitialEvents",
-                    "sendInitialEvents is forbidden for watch unless resourceVersionMatch is set to NotOlderThan and allowWatchBookmarks is set to true",
-                )]));
-            }
-        }
+        validate_list_options(&ctx.query, true)?;
+        let send_initial = ctx.query.get("sendInitialEvents").filter(|v| !v.is_empty()).map(|v| truthy(Some(v)));
         let timeout = match ctx.query.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()) {
             Some(s) => Duration::from_secs(s),
             None => {
@@ -1186,6 +1207,50 @@ pub fn apply_patch(cur: &Value, body: &[u8], ct: &str, gvk: crate::patch::Gvk<'_
         PatchKind::Strategic => doc = crate::patch::apply_strategic(&doc, body, gvk)?,
     }
     Ok(doc)
+}
+
+/// Upstream's `ValidateListOptions`: the resourceVersion/resourceVersionMatch/sendInitialEvents
+/// combinations a list or a watch accepts (422 on `ListOptions.meta.k8s.io` otherwise).
+fn validate_list_options(q: &HashMap<String, String>, watch: bool) -> Result<(), ApiError> {
+    use crate::errors::Cause;
+    let get = |k: &str| q.get(k).map(String::as_str).filter(|s| !s.is_empty());
+    let rv_match = get("resourceVersionMatch");
+    let send_initial = get("sendInitialEvents");
+    let mut causes = Vec::new();
+    let field = "resourceVersionMatch";
+    if watch {
+        if send_initial.is_some() && rv_match != Some("NotOlderThan") {
+            causes.push(Cause::forbidden(field, "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
+        }
+        if let Some(m) = rv_match {
+            if send_initial.is_none() {
+                causes.push(Cause::forbidden(field, "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"));
+            }
+            if m != "NotOlderThan" {
+                causes.push(Cause::not_supported(field, m, &["NotOlderThan"]));
+            }
+        }
+    } else {
+        if let Some(m) = rv_match {
+            if get("resourceVersion").is_none() {
+                causes.push(Cause::forbidden(field, "resourceVersionMatch is forbidden unless resourceVersion is provided"));
+            }
+            if get("continue").is_some() {
+                causes.push(Cause::forbidden(field, "resourceVersionMatch is forbidden when continue is provided"));
+            }
+            match m {
+                "Exact" if get("resourceVersion") == Some("0") => {
+                    causes.push(Cause::forbidden(field, "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""))
+                }
+                "Exact" | "NotOlderThan" => {}
+                _ => causes.push(Cause::not_supported(field, m, &["Exact", "NotOlderThan", ""])),
+            }
+        }
+        if send_initial.is_some() {
+            causes.push(Cause::forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"));
+        }
+    }
+    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", causes)) }
 }
 
 fn list_query(q: &HashMap<String, String>, store: &Store) -> Result<ListQuery, ApiError> {

@@ -441,23 +441,6 @@ impl Store {
         let prefix = self.list_prefix(ns);
         let rv = q.resource_version.as_deref().filter(|s| !s.is_empty());
         let rv_match = q.resource_version_match.as_deref().filter(|s| !s.is_empty());
-        if let Some(m) = rv_match {
-            if !["Exact", "NotOlderThan"].contains(&m) {
-                return Err(ApiError::BadRequest(format!(
-                    "resourceVersionMatch: Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\""
-                )));
-            }
-            if rv.is_none() {
-                return Err(ApiError::BadRequest(
-                    "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
-                ));
-            }
-            if m == "Exact" && rv == Some("0") {
-                return Err(ApiError::BadRequest(
-                    "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"".into(),
-                ));
-            }
-        }
         let limit = q.limit.filter(|l| *l > 0);
         if let Some(token) = q.continue_token.as_deref().filter(|s| !s.is_empty()) {
             if rv.is_some() {
@@ -483,9 +466,28 @@ impl Store {
                     let items = objs.into_iter().filter(|o| self.matches(q, o)).collect();
                     Ok(self.list_object(items, cache_rv, None, None))
                 } else {
+                    // The cache only moves with this resource's writes; a consistent read is
+                    // not older than `r` once storage has reached it.
+                    self.wait_for_revision(r).await?;
                     self.list_from_storage(&prefix, q, None, None, limit).await
                 }
             }
+        }
+    }
+
+    /// Wait (up to 3 s, as upstream's watch cache does) until storage has reached `rv`;
+    /// a resourceVersion from the future is a 504 `ResourceVersionTooLarge` after that.
+    pub async fn wait_for_revision(&self, rv: Revision) -> Result<(), ApiError> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let current = self.storage.current_revision().await.map_err(|e| self.storage_err(e, ""))?;
+            if current >= rv {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::ResourceVersionTooLarge { requested: rv, current });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 
@@ -509,7 +511,10 @@ impl Store {
                 .list(prefix, ListOptions { revision, limit: want, start_key: start_key.clone() })
                 .await
                 .map_err(|e| match e {
-                    StorageError::Compacted { .. } if start_key.is_some() => ApiError::Gone(
+                    StorageError::Compacted { .. } if start_key.is_none() => {
+                        ApiError::Gone("The resourceVersion for the provided list is too old.".into())
+                    }
+                    StorageError::Compacted { .. } => ApiError::Gone(
                         "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".into(),
                     ),
                     e => self.storage_err(e, ""),
@@ -833,6 +838,11 @@ impl Store {
         };
         let filter = |objs: Vec<Arc<Value>>| -> Vec<Arc<Value>> { objs.into_iter().filter(|o| self.matches(q, o)).collect() };
         match (rv, send_initial) {
+            (Some("0"), Some(false)) => {
+                // "Start at any": no synthetic events, from whatever the cache holds now.
+                let sub = self.cacher.subscribe(self.cacher.revision()).map_err(too_old)?;
+                Ok(WatchStart { initial: Vec::new(), sub })
+            }
             (Some("0"), _) | (Some(_), Some(true)) => {
                 let (initial, sub) = self.cacher.snapshot_and_subscribe(&prefix).map_err(too_old)?;
                 Ok(WatchStart { initial: filter(initial), sub })
