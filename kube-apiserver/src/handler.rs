@@ -903,8 +903,8 @@ impl App {
     async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
         let store = self.core("namespaces");
         let obj = match store.cacher.get(&store.key(None, ns)) {
-            Some(o) => (*o).clone(),
-            None => store.get(None, ns).await?,
+            Some(o) => o,
+            None => Arc::new(store.get(None, ns).await?),
         };
         if meta::is_deleting(&obj) || obj["status"]["phase"] == "Terminating" {
             return Err(ApiError::Forbidden(

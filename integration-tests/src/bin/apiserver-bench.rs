@@ -26,6 +26,12 @@ struct Args {
     /// Use HTTP/1.1 connections instead of HTTP/2.
     #[arg(long)]
     http1: bool,
+    /// Concurrency levels (concurrent clients) to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10, 100])]
+    clients: Vec<usize>,
+    /// Alternating raw-etcd/apiserver rounds per concurrency level (the median round is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Write the Markdown report here.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -35,9 +41,42 @@ struct Run {
     ops: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// CPU used during the run by etcd, kube-apiserver and this load generator.
+    cpu: Cpu,
+}
+
+/// CPU time of the processes involved, from /proc (clock-tick resolution).
+#[derive(Default, Clone, Copy)]
+struct Cpu {
+    etcd: Duration,
+    apiserver: Duration,
+    client: Duration,
+}
+
+fn proc_cpu(pid: Option<u32>) -> Duration {
+    let path = pid.map_or("/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
+    let Ok(stat) = std::fs::read_to_string(path) else { return Duration::ZERO };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|x| x.parse().ok()).collect();
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Duration::from_secs_f64(f.iter().sum::<u64>() as f64 / tick)
+}
+
+impl Cpu {
+    fn now(etcd: Option<u32>, apiserver: Option<u32>) -> Self {
+        Cpu { etcd: proc_cpu(etcd), apiserver: proc_cpu(apiserver), client: proc_cpu(None) }
+    }
+    fn since(self, start: Cpu) -> Cpu {
+        Cpu { etcd: self.etcd - start.etcd, apiserver: self.apiserver - start.apiserver, client: self.client - start.client }
+    }
 }
 
 impl Run {
+    /// CPU microseconds per operation.
+    fn us_per_op(&self, d: Duration) -> f64 {
+        d.as_secs_f64() * 1e6 / self.ops as f64
+    }
     fn rate(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
@@ -86,7 +125,13 @@ where
     for t in tasks {
         latencies.extend(t.await??);
     }
-    Ok(Run { ops, elapsed: start.elapsed(), latencies })
+    Ok(Run { ops, elapsed: start.elapsed(), latencies, cpu: Cpu::default() })
+}
+
+/// The round with the median rate.
+fn median_run(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    runs.swap_remove(runs.len() / 2)
 }
 
 fn ms(d: Duration) -> String {
@@ -103,29 +148,11 @@ async fn main() -> anyhow::Result<()> {
     let url = server.url();
 
     let mut rows = Vec::new();
-    for concurrency in [1usize, 10, 100] {
+    let client = etcd_client::Client::connect([endpoint.as_str()], None).await?;
+    let value = serde_json::to_vec(&payload("x"))?;
+    for &concurrency in &args.clients {
         let ops = if concurrency == 1 { args.ops / 3 } else { args.ops };
-        // Raw etcd: the same transaction the apiserver issues for a create.
-        let client = etcd_client::Client::connect([endpoint.as_str()], None).await?;
-        let value = serde_json::to_vec(&payload("x"))?;
-        let raw = {
-            let client = client.clone();
-            drive(ops, concurrency, move |i| {
-                let mut kv = client.kv_client();
-                let value = value.clone();
-                async move {
-                    let key = format!("/bench-raw/{concurrency}/cm-{i}");
-                    let txn = Txn::new()
-                        .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, 0)])
-                        .and_then([TxnOp::put(key.as_str(), value, None)]);
-                    let r = kv.txn(txn).await?;
-                    anyhow::ensure!(r.succeeded(), "raw create of {key} failed");
-                    Ok(())
-                }
-            })
-            .await?
-        };
-        // The apiserver: ConfigMap creates into a namespace of their own.
+        // ConfigMap creates into a namespace of their own.
         let ns = format!("bench-{concurrency}");
         let r = http
             .post(format!("{url}/api/v1/namespaces"))
@@ -133,28 +160,63 @@ async fn main() -> anyhow::Result<()> {
             .send()
             .await?;
         anyhow::ensure!(r.status().is_success(), "namespace create: {}", r.status());
-        let api = {
-            let http = http.clone();
-            let base = format!("{url}/api/v1/namespaces/{ns}/configmaps");
-            drive(ops, concurrency, move |i| {
+        // Rounds alternate raw etcd and apiserver, so both see the same machine conditions;
+        // the report takes the median round of each.
+        let (mut raws, mut apis) = (Vec::new(), Vec::new());
+        for round in 0..args.rounds {
+            // Raw etcd: the same transaction the apiserver issues for a create.
+            let cpu0 = Cpu::now(etcd.pid(), server.pid());
+            let mut raw = {
+                let client = client.clone();
+                let value = value.clone();
+                drive(ops, concurrency, move |i| {
+                    let mut kv = client.kv_client();
+                    let value = value.clone();
+                    async move {
+                        let key = format!("/bench-raw/{concurrency}/{round}/cm-{i}");
+                        let txn = Txn::new()
+                            .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, 0)])
+                            .and_then([TxnOp::put(key.as_str(), value, None)]);
+                        let r = kv.txn(txn).await?;
+                        anyhow::ensure!(r.succeeded(), "raw create of {key} failed");
+                        Ok(())
+                    }
+                })
+                .await?
+            };
+            raw.cpu = Cpu::now(etcd.pid(), server.pid()).since(cpu0);
+            let cpu0 = Cpu::now(etcd.pid(), server.pid());
+            let mut api = {
                 let http = http.clone();
-                let base = base.clone();
-                async move {
-                    let r = http.post(&base).json(&payload(&format!("cm-{i}"))).send().await?;
-                    anyhow::ensure!(r.status().as_u16() == 201, "create cm-{i}: {}", r.status());
-                    r.bytes().await?;
-                    Ok(())
-                }
-            })
-            .await?
-        };
-        eprintln!(
-            "c={concurrency}: etcd {:.0}/s, apiserver {:.0}/s ({:.0}%)",
-            raw.rate(),
-            api.rate(),
-            100.0 * api.rate() / raw.rate()
-        );
-        rows.push((concurrency, raw, api));
+                let base = format!("{url}/api/v1/namespaces/{ns}/configmaps");
+                drive(ops, concurrency, move |i| {
+                    let http = http.clone();
+                    let base = base.clone();
+                    async move {
+                        let r = http.post(&base).json(&payload(&format!("cm-{round}-{i}"))).send().await?;
+                        anyhow::ensure!(r.status().as_u16() == 201, "create cm-{round}-{i}: {}", r.status());
+                        r.bytes().await?;
+                        Ok(())
+                    }
+                })
+                .await?
+            };
+            api.cpu = Cpu::now(etcd.pid(), server.pid()).since(cpu0);
+            eprintln!(
+                "c={concurrency} round {round}: etcd {:.0}/s, apiserver {:.0}/s ({:.0}%); CPU us/op raw etcd {:.0} client {:.0} | etcd {:.0} apiserver {:.0} client {:.0}",
+                raw.rate(),
+                api.rate(),
+                100.0 * api.rate() / raw.rate(),
+                raw.us_per_op(raw.cpu.etcd),
+                raw.us_per_op(raw.cpu.client),
+                api.us_per_op(api.cpu.etcd),
+                api.us_per_op(api.cpu.apiserver),
+                api.us_per_op(api.cpu.client),
+            );
+            raws.push(raw);
+            apis.push(api);
+        }
+        rows.push((concurrency, median_run(raws), median_run(apis)));
     }
 
     // LIST of many objects: fill one namespace, then time consistent and cached lists.
@@ -232,8 +294,10 @@ async fn main() -> anyhow::Result<()> {
     md.push_str(&format!(
         "Measured by `apiserver-bench` (release build) in one run on this machine (2 cores), etcd {} with fsync, \
          ConfigMaps of ~400 bytes, HTTPS with a bearer token. Raw etcd = the create transaction \
-         (compare mod_revision == 0, put) the apiserver issues, from the same number of concurrent clients.\n\n",
-        etcd_version()
+         (compare mod_revision == 0, put) the apiserver issues, from the same number of concurrent clients. \
+         {} alternating rounds (raw, apiserver, raw, ...) per row; each column is the median round.\n\n",
+        etcd_version(),
+        args.rounds
     ));
     md.push_str("| clients | raw etcd txn/s | apiserver creates/s | ratio | etcd p50 / p99 ms | apiserver p50 / p99 ms |\n");
     md.push_str("|---:|---:|---:|---:|---:|---:|\n");
@@ -247,6 +311,22 @@ async fn main() -> anyhow::Result<()> {
             ms(raw.pct(0.99)),
             ms(api.pct(0.5)),
             ms(api.pct(0.99)),
+        ));
+    }
+    md.push_str(
+        "\nCPU per create in the same rounds (microseconds of CPU per operation, from /proc; the load generator \
+         speaks gRPC to etcd in the raw rounds and HTTPS to the apiserver in the others):\n\n",
+    );
+    md.push_str("| clients | raw: etcd | raw: client | apiserver rounds: etcd | apiserver | client |\n");
+    md.push_str("|---:|---:|---:|---:|---:|---:|\n");
+    for (c, raw, api) in &rows {
+        md.push_str(&format!(
+            "| {c} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |\n",
+            raw.us_per_op(raw.cpu.etcd),
+            raw.us_per_op(raw.cpu.client),
+            api.us_per_op(api.cpu.etcd),
+            api.us_per_op(api.cpu.apiserver),
+            api.us_per_op(api.cpu.client),
         ));
     }
     md.push_str(&format!(

@@ -219,6 +219,15 @@ impl FieldSet {
         self.0.extend(other.0.iter().cloned());
     }
 
+    /// Move every member of `other` into this set.
+    pub fn append(&mut self, mut other: FieldSet) {
+        if self.0.is_empty() {
+            std::mem::swap(&mut self.0, &mut other.0);
+        } else {
+            self.0.append(&mut other.0);
+        }
+    }
+
     pub fn difference(&self, other: &FieldSet) -> FieldSet {
         FieldSet(self.0.difference(&other.0).cloned().collect())
     }

@@ -6,6 +6,7 @@
 //! applied before and no longer does (unless someone else owns them), and fails with conflicts
 //! when it would change a field another manager owns, unless forced.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
@@ -410,12 +411,21 @@ pub fn track_update(
     let live_clean = live
         .map(without_managed_fields)
         .unwrap_or_else(|| empty_object(res));
-    let new_clean = without_managed_fields(new);
-    let c = diff(res, &live_clean, &new_clean);
-    let changed = c.added.union(&c.modified);
+    let has_managed = new["metadata"].get("managedFields").is_some();
+    let new_clean = if has_managed { Cow::Owned(without_managed_fields(new)) } else { Cow::Borrowed(&*new) };
+    let Comparison { added, modified, removed } = diff(res, &live_clean, &new_clean);
+    drop(new_clean);
+    let mut changed = added;
+    changed.append(modified);
     for entry in managed.0.values_mut() {
-        entry.set = entry.set.difference(&changed).difference(&c.removed);
+        entry.set = entry.set.difference(&changed).difference(&removed);
     }
+    // Whether the write touches no owned field (only needed to keep an update's stored form).
+    let touches_nothing = live.is_some() && {
+        let mut touched = changed.union(&removed);
+        strip(&mut touched);
+        touched.is_empty()
+    };
     let mut current = changed;
     strip(&mut current);
     if !current.is_empty() {
@@ -425,7 +435,7 @@ pub fn track_update(
             api_version: String::new(),
             time: None,
         });
-        entry.set.extend(&current);
+        entry.set.append(current);
         entry.api_version = res.api_version.to_string();
         entry.time = Some(now.to_string());
     }
@@ -437,9 +447,7 @@ pub fn track_update(
                 .map(|(id, e)| (id.clone(), e.set.clone(), e.api_version.clone()))
                 .collect()
         };
-        let mut touched = c.added.union(&c.modified).union(&c.removed);
-        strip(&mut touched);
-        touched.is_empty() && untimed(&managed) == untimed(&live_managed)
+        touches_nothing && untimed(&managed) == untimed(&live_managed)
     };
     if live.is_some() && (managed == live_managed || same_but_times()) {
         // Unchanged ownership (a write that only moves timestamps changes nothing either):
