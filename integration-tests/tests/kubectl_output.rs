@@ -410,12 +410,30 @@ async fn describe_shows_related_objects_and_events() {
     {
         assert!(deploy.contains(want), "describe deployment lacks {want:?}:\n{deploy}");
     }
+    let svc_uid = s.kubectl_ok(&["get", "service", "web", "-o", "jsonpath={.metadata.uid}"]).await;
+    let node_uid = s.kubectl_ok(&["get", "node", "node-a", "-o", "jsonpath={.metadata.uid}"]).await;
+    let events = json!({"items": [
+        {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.lb"},
+         "involvedObject": {"kind": "Service", "name": "web", "namespace": "default", "uid": svc_uid, "apiVersion": "v1"},
+         "reason": "EnsuringLoadBalancer", "message": "Ensuring load balancer", "type": "Normal",
+         "source": {"component": "service-controller"},
+         "firstTimestamp": minutes_ago(1), "lastTimestamp": minutes_ago(1), "count": 1},
+        {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "node-a.ready"},
+         "involvedObject": {"kind": "Node", "name": "node-a", "uid": node_uid, "apiVersion": "v1"},
+         "reason": "NodeReady", "message": "Node node-a status is now: NodeReady", "type": "Normal",
+         "source": {"component": "kubelet", "host": "node-a"},
+         "firstTimestamp": minutes_ago(1), "lastTimestamp": minutes_ago(1), "count": 1}]});
+    for event in events["items"].as_array().unwrap() {
+        s.kubectl_stdin_ok(&["create", "-f", "-"], &event.to_string()).await;
+    }
     let svc = s.kubectl_ok(&["describe", "service", "web"]).await;
-    for want in ["Name:", "Selector:", "app=web", "Type:", "ClusterIP", "Port:", "80/TCP", "TargetPort:", "8080/TCP", "Events:"] {
+    for want in ["Name:", "Selector:", "app=web", "Type:", "ClusterIP", "Port:", "80/TCP", "TargetPort:", "8080/TCP", "Events:",
+        "EnsuringLoadBalancer", "Ensuring load balancer"]
+    {
         assert!(svc.contains(want), "describe service lacks {want:?}:\n{svc}");
     }
     let node = s.kubectl_ok(&["describe", "node", "node-a"]).await;
-    for want in ["Name:", "node-a", "Non-terminated Pods:", "web", "Events:"] {
+    for want in ["Name:", "node-a", "Non-terminated Pods:", "web", "Events:", "NodeReady", "Node node-a status is now: NodeReady"] {
         assert!(node.contains(want), "describe node lacks {want:?}:\n{node}");
     }
     let ns = s.kubectl_ok(&["describe", "namespace", "default"]).await;
@@ -507,4 +525,95 @@ async fn metadata_only_reads_with_kube_rs() {
     cms.delete("m2", &DeleteParams::default()).await.unwrap();
     wait_for("delete m2", &mut seen).await;
     watch_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_workload_storage_and_rbac_kinds_prints_upstream_headers() {
+    let s = ApiServer::start_default().await;
+    let template = json!({"metadata": {"labels": {"app": "db"}},
+                          "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}});
+    let manifests = json!([
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+         "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}}, "template": template}},
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+         "spec": {"selector": {"matchLabels": {"app": "db"}}, "template": template}},
+        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+         "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {
+             "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "job", "image": "busybox:1.36"}]}}}}}},
+        {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "db"},
+         "subsets": [{"addresses": [{"ip": "10.0.0.5"}, {"ip": "10.0.0.6"}], "ports": [{"port": 5432}]}]},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "db-abc"},
+         "addressType": "IPv4", "ports": [{"port": 5432, "protocol": "TCP"}],
+         "endpoints": [{"addresses": ["10.0.0.5"]}]},
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv1"},
+         "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOnce"],
+                  "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": "/tmp/pv1"}}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+        {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "lock"},
+         "spec": {"holderIdentity": "node-a_1234"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "viewer"},
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "viewers"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "viewer"},
+         "subjects": [{"kind": "Group", "name": "devs", "apiGroup": "rbac.authorization.k8s.io"}]},
+    ]);
+    create_all(&s, &manifests).await;
+
+    let mut out = s.kubectl_ok(&["get", "sts,ds,cj,ep,endpointslices,pv,pvc,leases"]).await;
+    out.push('\n');
+    out.push_str(&s.kubectl_ok(&["get", "clusterrole", "viewer"]).await);
+    out.push('\n');
+    out.push_str(&s.kubectl_ok(&["get", "clusterrolebinding", "viewers"]).await);
+    let headers: Vec<Vec<String>> = blocks(&out).into_iter().map(|b| b[0].clone()).collect();
+    let expected: Vec<Vec<&str>> = vec![
+        vec!["NAME", "READY", "AGE"],
+        vec!["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
+        vec!["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+        vec!["NAME", "ENDPOINTS", "AGE"],
+        vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
+        vec!["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "REASON", "AGE"],
+        vec!["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"],
+        vec!["NAME", "HOLDER", "AGE"],
+        vec!["NAME", "CREATED AT"],
+        vec!["NAME", "ROLE", "AGE"],
+    ];
+    assert_eq!(headers, expected, "{out}");
+
+    let sts = &records(&s.kubectl_ok(&["get", "sts", "db", "-o", "wide"]).await)[0];
+    assert_eq!((sts["READY"].as_str(), sts["CONTAINERS"].as_str(), sts["IMAGES"].as_str()), ("0/2", "db", "postgres:16"));
+    let ds = &records(&s.kubectl_ok(&["get", "ds", "agent", "-o", "wide"]).await)[0];
+    assert_eq!((ds["DESIRED"].as_str(), ds["NODE SELECTOR"].as_str(), ds["SELECTOR"].as_str()), ("0", "<none>", "app=db"));
+    let cj = &records(&s.kubectl_ok(&["get", "cj", "nightly"]).await)[0];
+    assert_eq!((cj["SCHEDULE"].as_str(), cj["TIMEZONE"].as_str(), cj["SUSPEND"].as_str()), ("0 3 * * *", "<none>", "False"));
+    assert_eq!((cj["ACTIVE"].as_str(), cj["LAST SCHEDULE"].as_str()), ("0", "<none>"));
+    let ep = &records(&s.kubectl_ok(&["get", "ep", "db"]).await)[0];
+    assert_eq!(ep["ENDPOINTS"], "10.0.0.5:5432,10.0.0.6:5432");
+    let slice = &records(&s.kubectl_ok(&["get", "endpointslices", "db-abc"]).await)[0];
+    assert_eq!((slice["ADDRESSTYPE"].as_str(), slice["PORTS"].as_str(), slice["ENDPOINTS"].as_str()), ("IPv4", "5432", "10.0.0.5"));
+    let pv = &records(&s.kubectl_ok(&["get", "pv", "pv1"]).await)[0];
+    assert_eq!((pv["CAPACITY"].as_str(), pv["ACCESS MODES"].as_str(), pv["RECLAIM POLICY"].as_str()), ("5Gi", "RWO", "Retain"));
+    assert_eq!((pv["CLAIM"].as_str(), pv["STORAGECLASS"].as_str()), ("", ""));
+    let pvc = &records(&s.kubectl_ok(&["get", "pvc", "data"]).await)[0];
+    assert_eq!((pvc["VOLUME"].as_str(), pvc["CAPACITY"].as_str()), ("", ""));
+    assert_eq!(records(&s.kubectl_ok(&["get", "lease", "lock"]).await)[0]["HOLDER"], "node-a_1234");
+    let crb = &records(&s.kubectl_ok(&["get", "clusterrolebinding", "viewers", "-o", "wide"]).await)[0];
+    assert_eq!((crb["ROLE"].as_str(), crb["GROUPS"].as_str(), crb["USERS"].as_str()), ("ClusterRole/viewer", "devs", ""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_reads_the_served_openapi() {
+    let s = ApiServer::start_default().await;
+    let out = s.kubectl_ok(&["explain", "pod.spec.containers.resources"]).await;
+    assert!(out.contains("KIND:       Pod") && out.contains("VERSION:    v1"), "{out}");
+    assert!(out.contains("FIELD: resources <ResourceRequirements>"), "{out}");
+    assert!(out.contains("limits\t<map[string]Quantity>"), "{out}");
+    assert!(out.contains("Limits describes the maximum amount of compute resources allowed."), "{out}");
+    let out = s.kubectl_ok(&["explain", "deployment", "--recursive"]).await;
+    assert!(out.contains("GROUP:      apps") && out.contains("KIND:       Deployment"), "{out}");
+    for field in ["progressDeadlineSeconds\t<integer>", "maxSurge\t<IntOrString>", "containerPort\t<integer> -required-"] {
+        assert!(out.contains(field), "{field} missing:\n{out}");
+    }
+    let err = s.kubectl_err(&["explain", "pod.spec.nosuchfield"]).await;
+    assert!(err.contains("field \"nosuchfield\" does not exist"), "{err}");
 }
