@@ -388,10 +388,27 @@ impl App {
                 return respond(200, "text/plain; charset=utf-8", "ok");
             }
             "/openapi/v2" | "/openapi/v2/" => {
-                if !accept.is_empty() && !accept.contains("json") && !accept.contains("*/*") {
-                    return error_response(&ApiError::NotAcceptable("only application/json is served for /openapi/v2".into()));
+                // kubectl asks for gnostic's protobuf form; other clients for JSON.
+                // Clients may still ask with the deprecated '@' form; the answer uses the one
+                // Go's mime parser accepts.
+                const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+                let wants_protobuf = accept.split(',').map(|a| a.split(';').next().unwrap_or("").trim()).any(|a| {
+                    a == PROTOBUF || a == "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+                });
+                let mut resp = if wants_protobuf {
+                    respond(200, PROTOBUF, self.openapi.v2_protobuf().clone())
+                } else if accept.is_empty() || accept.contains("json") || accept.contains("*/*") {
+                    respond(200, "application/json", self.openapi.v2().clone())
+                } else {
+                    return error_response(&ApiError::NotAcceptable(
+                        "only application/json and application/com.github.proto-openapi.spec.v2@v1.0+protobuf are served for /openapi/v2".into(),
+                    ));
+                };
+                if let Ok(etag) = header::HeaderValue::from_str(&format!("\"{}\"", self.openapi.v2_hash())) {
+                    resp.headers_mut().insert(header::ETAG, etag);
                 }
-                return respond(200, "application/json", self.openapi.v2().clone());
+                resp.headers_mut().insert(header::VARY, header::HeaderValue::from_static("Accept"));
+                return resp;
             }
             "/openapi/v3" | "/openapi/v3/" => return json_response(200, self.openapi.v3_index()),
             p if p.starts_with("/openapi/v3/") => {

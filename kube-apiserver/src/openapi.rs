@@ -14,6 +14,7 @@
 //! clients can cache documents by the `hash` in the index.
 
 mod markers;
+pub mod proto_v2;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -249,6 +250,8 @@ pub struct OpenApi {
     /// Keyed by index path: "api/v1", "apis/apps/v1", ...
     v3: BTreeMap<String, Document>,
     v2: Document,
+    /// The v2 document as gnostic protobuf, made on first request.
+    v2_protobuf: std::sync::OnceLock<Bytes>,
 }
 
 impl OpenApi {
@@ -290,6 +293,7 @@ impl OpenApi {
             v3_index: json!({"paths": index}),
             v3,
             v2: Document::new(&v2),
+            v2_protobuf: std::sync::OnceLock::new(),
         };
         tracing::debug!(elapsed = ?started.elapsed(), "built OpenAPI documents");
         api
@@ -322,6 +326,17 @@ impl OpenApi {
     /// The serialized swagger 2.0 document.
     pub fn v2(&self) -> &Bytes {
         &self.v2.bytes
+    }
+
+    /// The v2 document in gnostic's protobuf form (`openapi.v2.Document`).
+    pub fn v2_protobuf(&self) -> &Bytes {
+        self.v2_protobuf.get_or_init(|| match serde_json::from_slice::<Value>(&self.v2.bytes) {
+            Ok(doc) => Bytes::from(proto_v2::encode(&doc)),
+            Err(error) => {
+                tracing::error!(%error, "re-reading the OpenAPI v2 document");
+                Bytes::new()
+            }
+        })
     }
 
     /// The hash of the v2 document (a suitable ETag).
@@ -2381,7 +2396,7 @@ mod kubectl_tests {
 
         // With the default --validate=strict, kubectl sends fieldValidation=Strict only when
         // the v3 document shows the kind's PATCH takes it; otherwise it validates client-side
-        // against /openapi/v2 in protobuf, which this server does not speak, and fails.
+        // against /openapi/v2 in protobuf (integration-tests/tests/openapi_v2.rs covers that).
         let pod = home.path().join("pod.yaml");
         std::fs::write(
             &pod,
