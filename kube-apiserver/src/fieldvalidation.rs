@@ -133,7 +133,13 @@ pub fn write_options(method: &http::Method, query: &std::collections::HashMap<St
 /// Decode a create or update body, checking it for unknown and duplicate fields as the
 /// request's `fieldValidation` says; warnings go to `opts.warnings`.
 pub fn decode_checked(body: &[u8], content_type: &str, info: &ResourceInfo, opts: &WriteOptions) -> Result<Value, ApiError> {
-    let schema = root_schema(info.group, info.version, info.kind);
+    decode_checked_as(body, content_type, (info.group, info.version, info.kind), opts)
+}
+
+/// [`decode_checked`] for a body of kind `gvk` (group, version, kind), e.g. a `Scale`.
+pub fn decode_checked_as(body: &[u8], content_type: &str, gvk: (&str, &str, &str), opts: &WriteOptions) -> Result<Value, ApiError> {
+    let (group, version, kind) = gvk;
+    let schema = root_schema(group, version, kind);
     let checked = match (opts.field_validation, content_type) {
         (Mode::Ignore, _) => return crate::handler::decode_body(body, content_type),
         (_, "" | "application/json" | "*/*") => {
@@ -150,9 +156,27 @@ pub fn decode_checked(body: &[u8], content_type: &str, info: &ResourceInfo, opts
         // Protobuf cannot carry unknown or duplicate fields; other types are refused there.
         _ => return crate::handler::decode_body(body, content_type),
     };
-    let (value, warnings) = checked.resolve(opts.field_validation, Some((info.kind, info.version)))?;
+    let (value, warnings) = checked.resolve(opts.field_validation, Some((kind, version)))?;
     opts.warnings.extend(warnings);
     Ok(value)
+}
+
+/// Duplicate keys of a server-side apply body (YAML, or JSON read as YAML), as upstream's
+/// strict YAML decoding reports them: an error under `Strict`, warnings under `Warn`.
+pub fn check_apply_body(body: &[u8], opts: &WriteOptions) -> Result<(), ApiError> {
+    if opts.field_validation == Mode::Ignore {
+        return Ok(());
+    }
+    let dups = yaml_duplicate_keys(&String::from_utf8_lossy(body));
+    if dups.is_empty() {
+        return Ok(());
+    }
+    let err = format!("error converting YAML to JSON: yaml: unmarshal errors:\n  {}", dups.join("\n  "));
+    if opts.field_validation == Mode::Strict {
+        return Err(ApiError::BadRequest(format!("error strict decoding YAML: {err}")));
+    }
+    opts.warnings.extend(vec![err]);
+    Ok(())
 }
 
 /// Problems of a patch body itself (checked once, before the patch is applied).
@@ -168,11 +192,16 @@ pub fn patch_problems(body: &[u8], content_type: &str, opts: &WriteOptions) -> V
 /// Check a patched object: the patch body's problems plus the unknown fields of the result.
 /// Under `Strict` any problem fails the patch; under `Warn` they become the warnings.
 pub fn check_patched(info: &ResourceInfo, patched: &Value, body_problems: &[String], opts: &WriteOptions) -> Result<(), ApiError> {
+    check_patched_as((info.group, info.version, info.kind), patched, body_problems, opts)
+}
+
+/// [`check_patched`] for an object of kind `gvk` (group, version, kind), e.g. a `Scale`.
+pub fn check_patched_as(gvk: (&str, &str, &str), patched: &Value, body_problems: &[String], opts: &WriteOptions) -> Result<(), ApiError> {
     if opts.field_validation == Mode::Ignore {
         return Ok(());
     }
     let mut problems = body_problems.to_vec();
-    if let Some(schema) = root_schema(info.group, info.version, info.kind) {
+    if let Some(schema) = root_schema(gvk.0, gvk.1, gvk.2) {
         problems.extend(unknown_fields(schema, patched));
     }
     let checked = Checked { value: Value::Null, problems, yaml_duplicates: Vec::new() };

@@ -674,24 +674,37 @@ impl App {
         name: &str,
         sub: &str,
     ) -> Result<Response<Body>, ApiError> {
+        let method = req.method().clone();
+        let mut opts = match sub {
+            "status" | "scale" | "finalize" => crate::fieldvalidation::write_options(&method, &ctx.query)?,
+            _ => WriteOptions { dry_run: ctx.query.get("dryRun").is_some_and(|v| v == "All"), ..Default::default() },
+        };
+        if matches!(sub, "status" | "scale" | "finalize") {
+            opts.field_manager = crate::fieldmanager::request_manager(&method, &ctx.query, req.headers())?;
+        }
+        opts.subresource = sub.to_string();
+        let result = self.serve_subresource_with(req, ctx, ns, name, sub, &opts).await;
+        result.map(|r| crate::fieldvalidation::with_warnings(r, &opts.warnings))
+    }
+
+    async fn serve_subresource_with(
+        &self,
+        req: Request<Incoming>,
+        ctx: &Ctx<'_>,
+        ns: Option<&str>,
+        name: &str,
+        sub: &str,
+        opts: &WriteOptions,
+    ) -> Result<Response<Body>, ApiError> {
         let store = ctx.store;
         let method = req.method().clone();
-        let field_manager = match sub {
-            "status" | "scale" | "finalize" => crate::fieldmanager::request_manager(&method, &ctx.query, req.headers())?,
-            _ => None,
-        };
-        let opts = WriteOptions {
-            dry_run: ctx.query.get("dryRun").is_some_and(|v| v == "All"),
-            field_manager,
-            subresource: sub.to_string(),
-            ..Default::default()
-        };
+        let opts = opts.clone();
         match (sub, &method) {
             ("status", &Method::GET) => Ok(self.render_object(200, &store.get(ns, name).await?, ctx)),
             ("status" | "finalize", &Method::PUT) => {
                 let part = if sub == "status" { Part::Status } else { Part::Finalize };
                 let (body, ct) = self.read_body(req).await?;
-                let obj = decode_body(&body, &ct)?;
+                let obj = crate::fieldvalidation::decode_checked(&body, &ct, store.info, &opts)?;
                 let (obj, _) = store.update(ns, name, part, obj, &opts).await?;
                 Ok(self.render_object(200, &obj, ctx))
             }
@@ -706,10 +719,21 @@ impl App {
                 Ok(self.render_object(200, &obj, ctx))
             }
             ("scale", &Method::GET) => Ok(render_scale(200, &to_scale(&store.get(ns, name).await?), ctx)),
+            ("scale", &Method::PATCH) if ctx_content_type(&req) == crate::fieldmanager::APPLY_PATCH => {
+                let (body, _) = self.read_body(req).await?;
+                let updated = self.apply_scale(store, ns, name, &body, &opts, truthy(ctx.query.get("force"))).await?;
+                Ok(render_scale(200, &to_scale(&updated), ctx))
+            }
             ("scale", &Method::PUT | &Method::PATCH) => {
                 let (body, ct) = self.read_body(req).await?;
                 let is_patch = method == Method::PATCH;
-                let body_val = if is_patch { None } else { Some(decode_body(&body, &ct)?) };
+                let scale_gvk = store.info.subresource("scale").map_or(("autoscaling", "v1", "Scale"), |s| (s.group, s.version, s.kind));
+                let body_val = if is_patch {
+                    None
+                } else {
+                    Some(crate::fieldvalidation::decode_checked_as(&body, &ct, scale_gvk, &opts)?)
+                };
+                let patch_problems = crate::fieldvalidation::patch_problems(&body, &ct, &opts);
                 let precondition = body_val
                     .as_ref()
                     .map(|b| meta::resource_version(b).to_string())
@@ -723,7 +747,9 @@ impl App {
                             None => {
                                 let gvk = store.info.subresource("scale").map(crate::patch::Gvk::from);
                                 let gvk = gvk.unwrap_or(crate::patch::Gvk { group: "autoscaling", version: "v1", kind: "Scale" });
-                                apply_patch(&to_scale(cur), &body, &ct, gvk)?
+                                let patched = apply_patch(&to_scale(cur), &body, &ct, gvk)?;
+                                crate::fieldvalidation::check_patched_as(scale_gvk, &patched, &patch_problems, &opts)?;
+                                patched
                             }
                         };
                         if is_patch {
@@ -957,6 +983,48 @@ impl App {
                 Ok(next)
             })
             .await
+    }
+
+    /// Server-side apply of a `Scale`: applied to the parent as a configuration holding only
+    /// `spec.replicas`, owned by the manager for the `scale` subresource (as upstream records it).
+    async fn apply_scale(&self, store: &Store, ns: Option<&str>, name: &str, body: &[u8], opts: &WriteOptions, force: bool) -> Result<Value, ApiError> {
+        crate::fieldvalidation::check_apply_body(body, opts)?;
+        let scale: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+        let (group, version, kind) = store.info.subresource("scale").map_or(("autoscaling", "v1", "Scale"), |s| (s.group, s.version, s.kind));
+        let want = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+        if scale["apiVersion"].as_str() != Some(want.as_str()) || scale["kind"].as_str() != Some(kind) {
+            return Err(ApiError::BadRequest(format!(
+                "the body of the request must be a {kind} of {want}, not {} {}",
+                scale["apiVersion"].as_str().unwrap_or(""),
+                scale["kind"].as_str().unwrap_or("")
+            )));
+        }
+        if !meta::name(&scale).is_empty() && meta::name(&scale) != name {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta::name(&scale)
+            )));
+        }
+        if let Some(r) = scale["spec"]["replicas"].as_i64().filter(|r| *r < 0) {
+            return Err(ApiError::invalid("Scale", "autoscaling", name, vec![crate::errors::Cause::invalid(
+                "spec.replicas", &r.to_string(), "must be greater than or equal to 0")]));
+        }
+        // The parent must exist: applying a scale never creates it.
+        store.get(ns, name).await?;
+        let mut config = json!({"apiVersion": store.api_version(), "kind": store.info.kind, "metadata": {"name": name}});
+        if let Some(ns) = ns.filter(|_| store.info.namespaced) {
+            config["metadata"]["namespace"] = json!(ns);
+        }
+        if let Some(rv) = scale["metadata"]["resourceVersion"].as_str() {
+            config["metadata"]["resourceVersion"] = json!(rv);
+        }
+        if let Some(r) = scale["spec"].get("replicas") {
+            config["spec"] = json!({"replicas": r});
+        }
+        let body = serde_json::to_vec(&config).map_err(ApiError::internal)?;
+        let plain = WriteOptions { field_validation: crate::fieldvalidation::Mode::Ignore, ..opts.clone() };
+        let (obj, _) = crate::fieldmanager::apply_request(store, ns, name, Part::Main, &body, &plain, force).await?;
+        Ok(obj)
     }
 
     fn render_object(&self, code: u16, obj: &Value, ctx: &Ctx<'_>) -> Response<Body> {
@@ -1327,6 +1395,16 @@ fn delete_options(body: &[u8], ct: &str, q: &HashMap<String, String>) -> Result<
 
 /// The autoscaling/v1 Scale view of a scalable object.
 /// A Scale in the form the client asked for (JSON, Table or metadata only).
+/// The media type of a request body, without parameters.
+fn ctx_content_type(req: &Request<Incoming>) -> &str {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+}
+
 fn render_scale(code: u16, scale: &Value, ctx: &Ctx<'_>) -> Response<Body> {
     let rendered = match ctx.format {
         Format::Table => table::scale_table(scale, include_object(&ctx.query)),

@@ -272,6 +272,7 @@ pub async fn apply_request(
     opts: &WriteOptions,
     force: bool,
 ) -> Result<(Value, bool), ApiError> {
+    crate::fieldvalidation::check_apply_body(body, opts)?;
     let config: Value = serde_yaml::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
     if !config.is_object() {
