@@ -617,3 +617,29 @@ async fn explain_reads_the_served_openapi() {
     let err = s.kubectl_err(&["explain", "pod.spec.nosuchfield"]).await;
     assert!(err.contains("field \"nosuchfield\" does not exist"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_and_metadata_responses_carry_their_negotiated_version_and_media_type() {
+    let s = ApiServer::start_default().await;
+    s.kubectl_ok(&["create", "cm", "cfg", "--from-literal=a=1"]).await;
+    let http = s.http();
+    let url = format!("{}/api/v1/namespaces/default/configmaps", s.url());
+    for (accept, api_version, kind) in [
+        ("application/json;as=Table;v=v1beta1;g=meta.k8s.io", "meta.k8s.io/v1beta1", "Table"),
+        ("application/json;as=Table;v=v1;g=meta.k8s.io", "meta.k8s.io/v1", "Table"),
+        ("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io", "meta.k8s.io/v1", "PartialObjectMetadataList"),
+    ] {
+        for target in [url.clone(), format!("{url}/cfg")] {
+            let resp = http.get(&target).header("Accept", accept).send().await.unwrap();
+            if kind == "PartialObjectMetadataList" && target.ends_with("/cfg") {
+                // A single object cannot be answered as a list.
+                assert_eq!(resp.status(), 406, "{target}");
+                continue;
+            }
+            assert_eq!(resp.status(), 200, "{accept} {target}");
+            assert_eq!(resp.headers()["content-type"], accept, "{target}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!((body["apiVersion"].as_str(), body["kind"].as_str()), (Some(api_version), Some(kind)), "{target}");
+        }
+    }
+}

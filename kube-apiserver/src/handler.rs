@@ -96,7 +96,8 @@ fn truthy(v: Option<&String>) -> bool {
 enum Format {
     Json,
     Yaml,
-    Table,
+    /// `as=Table` in `meta.k8s.io/<version>`.
+    Table { version: &'static str },
     /// `as=PartialObjectMetadata` (`list` false) or `as=PartialObjectMetadataList`, in
     /// `meta.k8s.io/<version>`.
     Metadata { list: bool, version: &'static str },
@@ -110,8 +111,10 @@ fn negotiate(accept: &str) -> Result<Format, ApiError> {
         let params: Vec<&str> = range.split(';').map(str::trim).collect();
         let mime = params[0];
         if params.contains(&"as=Table") && params.contains(&"g=meta.k8s.io") {
-            if mime == "application/json" && (params.contains(&"v=v1") || params.contains(&"v=v1beta1")) {
-                return Ok(Format::Table);
+            if mime == "application/json" {
+                if let Some((_, version)) = [("v=v1", "v1"), ("v=v1beta1", "v1beta1")].into_iter().find(|(p, _)| params.contains(p)) {
+                    return Ok(Format::Table { version });
+                }
             }
             continue;
         }
@@ -171,6 +174,35 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
         r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(secs));
     }
     r
+}
+
+impl Format {
+    /// The media type of a response in this format, with the parameters that name it.
+    fn content_type(self) -> String {
+        match self {
+            Format::Json => "application/json".into(),
+            Format::Yaml => "application/yaml".into(),
+            Format::Table { version } => format!("application/json;as=Table;v={version};g=meta.k8s.io"),
+            Format::Metadata { list, version } => {
+                let kind = if list { "PartialObjectMetadataList" } else { "PartialObjectMetadata" };
+                format!("application/json;as={kind};v={version};g=meta.k8s.io")
+            }
+        }
+    }
+
+    /// A Table rendered for this format: in the negotiated `meta.k8s.io` version.
+    fn versioned_table(self, mut table: Value) -> Value {
+        if let Format::Table { version } = self {
+            table["apiVersion"] = json!(format!("meta.k8s.io/{version}"));
+        }
+        table
+    }
+}
+
+/// A Table or PartialObjectMetadata(List) response, typed by its media type.
+fn meta_response(code: u16, v: &Value, format: Format) -> Response<Body> {
+    let body = serde_json::to_vec(&format.versioned_table(v.clone())).expect("JSON serializes");
+    respond(code, &format.content_type(), body)
 }
 
 fn encode_as(code: u16, v: &Value, format: Format) -> Response<Body> {
@@ -1029,29 +1061,29 @@ impl App {
 
     fn render_object(&self, code: u16, obj: &Value, ctx: &Ctx<'_>) -> Response<Body> {
         let rendered = match ctx.format {
-            Format::Table => table::object_table_for(ctx.store.info, obj, include_object(&ctx.query), true),
+            Format::Table { .. } => table::object_table_for(ctx.store.info, obj, include_object(&ctx.query), true),
             Format::Metadata { list, version } => table::metadata_object(ctx.store.info, obj, list, version),
             _ => return encode_as(code, obj, ctx.format),
         };
         match rendered {
-            Ok(v) => json_response(code, &v),
+            Ok(v) => meta_response(code, &v, ctx.format),
             Err(e) => error_response(&e),
         }
     }
 
     fn render_list(&self, list: &registry::ObjectList, ctx: &Ctx<'_>) -> Response<Body> {
         match ctx.format {
-            Format::Table => {
+            Format::Table { .. } => {
                 let items = list.items.iter().map(|a| a.as_ref());
                 match table::object_table(ctx.store.info, items, &list.metadata(), include_object(&ctx.query), true) {
-                    Ok(t) => json_response(200, &t),
+                    Ok(t) => meta_response(200, &t, ctx.format),
                     Err(e) => error_response(&e),
                 }
             }
             Format::Metadata { list: want_list, version } => {
                 let items = list.items.iter().map(|a| a.as_ref());
                 match table::metadata_list(ctx.store.info, items, &list.metadata(), want_list, version) {
-                    Ok(v) => json_response(200, &v),
+                    Ok(v) => meta_response(200, &v, ctx.format),
                     Err(e) => error_response(&e),
                 }
             }
@@ -1099,11 +1131,11 @@ impl App {
                 let _unregister = WatcherGuard(info);
                 let mut first_table = true;
                 let encode = |ty: &str, obj: &Value, first: &mut bool| -> Bytes {
-                    if format == Format::Table && ty != "BOOKMARK" && ty != "ERROR" {
+                    if matches!(format, Format::Table { .. }) && ty != "BOOKMARK" && ty != "ERROR" {
                         match table::object_table_for(info, obj, &include, *first) {
                             Ok(t) => {
                                 *first = false;
-                                watch_line(ty, &t)
+                                watch_line(ty, &format.versioned_table(t))
                             }
                             Err(e) => watch_line("ERROR", &e.to_status()),
                         }
@@ -1164,7 +1196,7 @@ impl App {
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
         });
-        let content_type = if format == Format::Table { "application/json;as=Table;v=v1;g=meta.k8s.io" } else { "application/json" };
+        let content_type = if matches!(format, Format::Table { .. }) { format.content_type() } else { "application/json".to_string() };
         Ok(Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, content_type)
@@ -1407,12 +1439,12 @@ fn ctx_content_type(req: &Request<Incoming>) -> &str {
 
 fn render_scale(code: u16, scale: &Value, ctx: &Ctx<'_>) -> Response<Body> {
     let rendered = match ctx.format {
-        Format::Table => table::scale_table(scale, include_object(&ctx.query)),
+        Format::Table { .. } => table::scale_table(scale, include_object(&ctx.query)),
         Format::Metadata { list: false, version } => Ok(table::partial_object_metadata(scale, version)),
         _ => return encode_as(code, scale, ctx.format),
     };
     match rendered {
-        Ok(v) => json_response(code, &v),
+        Ok(v) => meta_response(code, &v, ctx.format),
         Err(e) => error_response(&e),
     }
 }
@@ -1520,7 +1552,12 @@ mod tests {
         assert_eq!(negotiate("").unwrap(), Format::Json);
         assert_eq!(
             negotiate("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json").unwrap(),
-            Format::Table
+            Format::Table { version: "v1" }
+        );
+        assert_eq!(negotiate("application/json;as=Table;v=v1beta1;g=meta.k8s.io").unwrap(), Format::Table { version: "v1beta1" });
+        assert_eq!(
+            Format::Metadata { list: true, version: "v1" }.content_type(),
+            "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
         );
         assert_eq!(negotiate("application/yaml").unwrap(), Format::Yaml);
         assert_eq!(
