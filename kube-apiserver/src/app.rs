@@ -52,9 +52,14 @@ pub async fn build(cfg: Config) -> Result<(Arc<App>, serve::Server), RunError> {
 
 /// Run until `shutdown` resolves.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let (_app, server) = build(cfg).await?;
+    let (app, server) = build(cfg).await?;
     info!(addr = %server.local_addr(), "kube-apiserver ready");
-    server.run(shutdown).await?;
+    server
+        .run(async move {
+            shutdown.await;
+            app.stop_watches();
+        })
+        .await?;
     info!("kube-apiserver stopped");
     Ok(())
 }

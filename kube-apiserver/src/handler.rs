@@ -240,6 +240,8 @@ pub struct App {
     pub allocator: Arc<ServiceAllocator>,
     /// Set once the serving layer is built; answers TokenReviews.
     pub authenticator: std::sync::OnceLock<Arc<crate::server::auth::Authenticator>>,
+    /// Flips to true at shutdown: open watches end cleanly so clients reconnect elsewhere.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,6 +262,11 @@ struct Ctx<'a> {
 }
 
 impl App {
+    /// End every open watch (at shutdown); new watches are not refused, they end at once.
+    pub fn stop_watches(&self) {
+        self.stopping.send_replace(true);
+    }
+
     pub async fn new(cfg: Config, storage: Arc<dyn Storage>) -> Result<Arc<Self>, AppError> {
         let allocator = Arc::new(ServiceAllocator::new(&cfg.service_cluster_ip_range, &cfg.service_node_port_range)?);
         let prefix = match &cfg.storage {
@@ -276,7 +283,8 @@ impl App {
         }
         let discovery = Discovery::build(&format!("{}:{}", cfg.advertise_address, cfg.listen.port()));
         let openapi = crate::openapi::OpenApi::build();
-        Ok(Arc::new(App { cfg, storage, stores, discovery, openapi, allocator, authenticator: std::sync::OnceLock::new() }))
+        let stopping = tokio::sync::watch::Sender::new(false);
+        Ok(Arc::new(App { cfg, storage, stores, discovery, openapi, allocator, authenticator: std::sync::OnceLock::new(), stopping }))
     }
 
     pub fn store(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<Store>> {
@@ -1126,6 +1134,7 @@ impl App {
         if let Some(start) = start {
             let info = store.info;
             let tx = tx.clone();
+            let mut stopping = self.stopping.subscribe();
             tokio::spawn(async move {
                 crate::metrics::add_registered_watchers(info.group, info.version, info.kind, 1);
                 let _unregister = WatcherGuard(info);
@@ -1188,6 +1197,13 @@ impl App {
                         }
                         _ = tokio::time::sleep_until(deadline) => return,
                         _ = tx.closed() => return,
+                        _ = async {
+                            while !*stopping.borrow_and_update() {
+                                if stopping.changed().await.is_err() {
+                                    std::future::pending::<()>().await;
+                                }
+                            }
+                        } => return,
                     }
                 }
             });
