@@ -487,3 +487,111 @@ async fn server_side_dry_run_persists_nothing() {
     let (code, _, _) = post(&s, "/api/v1/namespaces/default/pods?dryRun=All", &pod).await;
     assert_eq!(code, 422);
 }
+
+/// The single cause of a 422 as (field, reason, message), and the Status message.
+fn only_cause(resp: &(u16, Vec<String>, Value)) -> (String, String, String, String) {
+    let (code, _, body) = resp;
+    assert_eq!(*code, 422, "{body}");
+    let causes = body["details"]["causes"].as_array().unwrap_or_else(|| panic!("no causes: {body}"));
+    assert_eq!(causes.len(), 1, "{body}");
+    let c = &causes[0];
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    (s(&c["field"]), s(&c["reason"]), s(&c["message"]), s(&body["message"]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_labels_selectors_quantities_and_types_get_upstream_errors() {
+    let s = ApiServer::start_default().await;
+    let cm = |meta: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta});
+    const CMS: &str = "/api/v1/namespaces/default/configmaps";
+
+    let r = post(&s, CMS, &cm(json!({"name": "Bad_Name"}))).await;
+    let subdomain = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+    assert_eq!(
+        only_cause(&r),
+        ("metadata.name".into(), "FieldValueInvalid".into(), format!("Invalid value: \"Bad_Name\": {subdomain}"),
+         format!("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": {subdomain}"))
+    );
+
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "my.svc"}, "spec": {"ports": [{"port": 80}]}});
+    let r = post(&s, "/api/v1/namespaces/default/services", &svc).await;
+    let (field, reason, message, _) = only_cause(&r);
+    assert_eq!((field.as_str(), reason.as_str()), ("metadata.name", "FieldValueInvalid"));
+    assert_eq!(message, "Invalid value: \"my.svc\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')");
+
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a.b"}});
+    let r = post(&s, "/api/v1/namespaces", &ns).await;
+    let (field, _, message, _) = only_cause(&r);
+    assert_eq!(field, "metadata.name");
+    assert_eq!(message, "Invalid value: \"a.b\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')");
+
+    let r = post(&s, CMS, &cm(json!({"name": "l1", "labels": {"bad key": "v"}}))).await;
+    let (field, _, message, _) = only_cause(&r);
+    assert_eq!(field, "metadata.labels");
+    assert_eq!(message, "Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')");
+    let r = post(&s, CMS, &cm(json!({"name": "l2", "labels": {"k": "-bad"}}))).await;
+    let (field, _, message, _) = only_cause(&r);
+    assert_eq!(field, "metadata.labels");
+    assert_eq!(message, "Invalid value: \"-bad\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')");
+    let r = post(&s, CMS, &cm(json!({"name": "a1", "annotations": {"bad key": "v"}}))).await;
+    let (field, _, message, _) = only_cause(&r);
+    assert_eq!(field, "metadata.annotations");
+    assert!(message.starts_with("Invalid value: \"bad key\": name part must consist of alphanumeric characters"), "{message}");
+
+    // A deployment without a selector: required, and its template matches nothing.
+    let mut d = deployment("nosel", "x", "web");
+    d["spec"].as_object_mut().unwrap().remove("selector");
+    let (code, _, body) = post(&s, DEPLOYMENTS, &d).await;
+    assert_eq!(code, 422, "{body}");
+    let causes: Vec<(String, String)> = body["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["field"].as_str().unwrap().to_string(), c["message"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            ("spec.selector".to_string(), "Required value".to_string()),
+            ("spec.template.metadata.labels".to_string(), "Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`".to_string()),
+        ]
+    );
+
+    // Negative quantities.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "neg"}, "spec": {"containers": [
+        {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "-1"}}}]}});
+    let r = post(&s, "/api/v1/namespaces/default/pods", &pod).await;
+    let (field, reason, message, _) = only_cause(&r);
+    assert_eq!(
+        (field.as_str(), reason.as_str(), message.as_str()),
+        ("spec.containers[0].resources.requests[cpu]", "FieldValueInvalid", "Invalid value: \"-1\": must be greater than or equal to 0")
+    );
+
+    // A Job's pod template is immutable.
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1"}]}}}});
+    let (code, _, created) = post(&s, "/apis/batch/v1/namespaces/default/jobs", &job).await;
+    assert_eq!(code, 201, "{created}");
+    let patch = r#"{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"busybox:2"}]}}}}"#;
+    let r = send(&s, reqwest::Method::PATCH, "/apis/batch/v1/namespaces/default/jobs/once", "application/strategic-merge-patch+json", patch.into()).await;
+    let (field, reason, message, _) = only_cause(&r);
+    assert_eq!((field.as_str(), reason.as_str()), ("spec.template", "FieldValueInvalid"));
+    assert!(message.ends_with(": field is immutable"), "{message}");
+
+    // Wrong JSON types are decoding errors, worded as Go's decoder does.
+    let bad = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "t"}, "data": {"a": 2}});
+    let (code, _, body) = post(&s, CMS, &bad).await;
+    assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")), "{body}");
+    assert_eq!(
+        body["message"],
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string"
+    );
+    let bad = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": "80"}]}]}});
+    let (code, _, body) = post(&s, "/api/v1/namespaces/default/pods", &bad).await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field ContainerPort.spec.containers.ports.containerPort of type int32"
+    );
+}

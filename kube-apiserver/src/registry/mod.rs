@@ -284,9 +284,25 @@ impl Store {
                 )));
             }
         }
-        let mut v = (self.info.normalize)(obj).map_err(|e| {
-            ApiError::BadRequest(format!("unable to decode {} object: {e}", self.info.kind))
-        })?;
+        // Required selectors that k8s-openapi would turn from missing into `{}`.
+        let selector_missing = ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"].contains(&self.info.kind)
+            && self.info.group == "apps"
+            && obj["spec"].is_object()
+            && obj["spec"]["selector"].is_null();
+        let kind = self.info.kind;
+        let version = self.info.version;
+        let schema = crate::fieldvalidation::root_schema(self.info.group, version, kind);
+        let type_error = schema.and_then(|s| crate::fieldvalidation::go_type_error(kind, s, &obj));
+        if let Some(e) = type_error {
+            return Err(ApiError::BadRequest(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {e}")));
+        }
+        let mut v = (self.info.normalize)(obj)
+            .map_err(|e| ApiError::BadRequest(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {e}")))?;
+        if selector_missing {
+            if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("selector");
+            }
+        }
         meta::meta_mut(&mut v);
         crate::defaults::apply(self.info.group, self.info.kind, &mut v);
         Ok(v)

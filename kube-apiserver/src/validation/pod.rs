@@ -431,7 +431,8 @@ pub fn validate_pod_update(new: &Value, old: &Value) -> Vec<Cause> {
     match (os["activeDeadlineSeconds"].as_i64(), ns["activeDeadlineSeconds"].as_i64()) {
         (Some(_), None) => causes.push(Cause::invalid_raw(
             "spec.activeDeadlineSeconds",
-            "null",
+            // Go's field errors print a nil pointer as the string "null", quoted.
+            "\"null\"",
             "must not update from a positive integer to nil value",
         )),
         (Some(o), Some(n)) if n > o => causes.push(Cause::invalid_raw(

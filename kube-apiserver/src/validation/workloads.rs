@@ -26,7 +26,9 @@ fn selector(spec: &Value, what: &str) -> Vec<Cause> {
 
 /// The template's labels must be selected by a non-empty selector.
 fn template_matches(sel: &Value, template: &Value) -> Vec<Cause> {
-    if sel.is_null() || pod::selector_is_empty(sel) || pod::selector_matches(sel, &template["metadata"]["labels"]) {
+    // A missing selector selects nothing (upstream's LabelSelectorAsSelector(nil)); an empty
+    // one everything.
+    if (!sel.is_null() && pod::selector_is_empty(sel)) || (!sel.is_null() && pod::selector_matches(sel, &template["metadata"]["labels"])) {
         return Vec::new();
     }
     vec![Cause::invalid_raw("spec.template.metadata.labels", &pod::template_labels(template), SELECTOR_MISMATCH)]
@@ -556,7 +558,15 @@ mod tests {
         );
         let mut d = deploy();
         d["spec"].as_object_mut().unwrap().remove("selector");
-        assert_eq!(one(deployment(&d)), ("spec.selector".into(), "Required value".into()));
+        // A missing selector selects nothing, so the template does not match it either.
+        let causes: Vec<(String, String)> = deployment(&d).into_iter().map(|c| (c.field, c.message)).collect();
+        assert_eq!(
+            causes,
+            [
+                ("spec.selector".into(), "Required value".into()),
+                ("spec.template.metadata.labels".into(), "Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`".into()),
+            ]
+        );
         let mut d = deploy();
         d["spec"]["replicas"] = json!(-1);
         assert_eq!(one(deployment(&d)), ("spec.replicas".into(), "Invalid value: -1: must be greater than or equal to 0".into()));
