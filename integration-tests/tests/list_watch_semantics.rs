@@ -149,8 +149,18 @@ async fn next_events<B: AsRef<[u8]>>(
     buf: &mut Vec<u8>,
     n: usize,
 ) -> Vec<Value> {
+    events_within(15, stream, buf, n).await
+}
+
+/// [`next_events`] with its own hang guard (`secs`).
+async fn events_within<B: AsRef<[u8]>>(
+    secs: u64,
+    stream: &mut (impl futures::Stream<Item = reqwest::Result<B>> + Unpin),
+    buf: &mut Vec<u8>,
+    n: usize,
+) -> Vec<Value> {
     let mut out = Vec::new();
-    within(15, "watch events", async {
+    within(secs, "watch events", async {
         loop {
             while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=pos).collect();
@@ -253,4 +263,138 @@ async fn request_timeout_from_the_query_when_etcd_hangs() {
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_live_under_upstream_etcd_keys_with_their_mod_revision() {
+    if matches!(ApiServerOptions::from_env().storage, integration_tests::Storage::Embedded) {
+        return; // reads etcd directly
+    }
+    // The harness gives every server its own --etcd-prefix.
+    let s = ApiServer::start(ApiServerOptions::own_etcd()).await;
+    let http = s.http();
+    let base = s.url();
+    let post = |path: &str, body: Value| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let resp = http.post(url).json(&body).send().await.unwrap();
+            assert_eq!(resp.status(), 201);
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let cm = create_cm(&http, &base, "cm1", json!({})).await;
+    let svc = post("/api/v1/namespaces/default/services", json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "svc1"}, "spec": {"ports": [{"port": 80}]}})).await;
+    let node = post("/api/v1/nodes", json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})).await;
+    let deploy = post("/apis/apps/v1/namespaces/default/deployments", json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})).await;
+
+    let mut etcd = etcd_client::Client::connect([s.etcd().unwrap().endpoint()], None).await.unwrap();
+    let all = etcd.get("/", Some(etcd_client::GetOptions::new().with_prefix().with_keys_only())).await.unwrap();
+    let keys: Vec<String> = all.kvs().iter().map(|kv| kv.key_str().unwrap().to_string()).collect();
+    let cm_key = keys.iter().find(|k| k.ends_with("/configmaps/default/cm1")).expect("configmap key");
+    let prefix = cm_key.trim_end_matches("/configmaps/default/cm1").to_string();
+    assert!(prefix.starts_with("/registry"), "{prefix}");
+    assert!(keys.iter().all(|k| k.starts_with(&format!("{prefix}/"))), "keys outside the prefix: {keys:?}");
+    for (suffix, obj) in [
+        ("/configmaps/default/cm1", &cm),
+        ("/services/specs/default/svc1", &svc),
+        ("/minions/n1", &node),
+        ("/deployments/default/web", &deploy),
+    ] {
+        let key = format!("{prefix}{suffix}");
+        let key = key.as_str();
+        let r = etcd.get(key, None).await.unwrap();
+        let kv = r.kvs().first().unwrap_or_else(|| panic!("no key {key}"));
+        assert_eq!(kv.mod_revision(), rv_of(obj), "{key}");
+        // Stored without the resourceVersion, as upstream stores objects.
+        let stored: Value = serde_json::from_slice(kv.value()).unwrap();
+        assert_eq!(stored["metadata"]["name"], obj["metadata"]["name"]);
+        assert!(stored["metadata"].get("resourceVersion").is_none(), "{stored}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_client_watches_share_one_storage_watch() {
+    if matches!(ApiServerOptions::from_env().storage, integration_tests::Storage::Embedded) {
+        return; // counts etcd's own watchers
+    }
+    let s = ApiServer::start(ApiServerOptions::own_etcd()).await;
+    let http = s.http();
+    let etcd_metrics = format!("{}/metrics", s.etcd().unwrap().endpoint());
+    let watchers = || async {
+        let text = reqwest::get(&etcd_metrics).await.unwrap().text().await.unwrap();
+        text.lines()
+            .find(|l| l.starts_with("etcd_debugging_mvcc_watcher_total "))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .expect("etcd_debugging_mvcc_watcher_total")
+    };
+    // Let the server's own watch caches start, then open 200 client watches.
+    let cms = format!("{}/api/v1/namespaces/default/configmaps", s.url());
+    http.get(format!("{cms}?resourceVersion=0")).send().await.unwrap();
+    let before = watchers().await;
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        let resp = http.get(format!("{cms}?watch=true&resourceVersion=0")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        streams.push(resp.bytes_stream());
+    }
+    create_cm(&http, &s.url(), "seen", json!({})).await;
+    for stream in &mut streams {
+        let mut buf = Vec::new();
+        let event = next_events(stream, &mut buf, 1).await;
+        assert_eq!(event[0]["object"]["metadata"]["name"], "seen");
+    }
+    let after = watchers().await;
+    assert!(after - before <= 2.0, "etcd watchers went from {before} to {after} for 200 client watches");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregated_discovery_lists_groups_resources_and_verbs() {
+    let s = ApiServer::start_default().await;
+    let http = s.http();
+    let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+    for (path, group) in [("/api", ""), ("/apis", "apps")] {
+        let resp = http.get(format!("{}{path}", s.url())).header("Accept", accept).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], accept);
+        let doc: Value = resp.json().await.unwrap();
+        assert_eq!((doc["kind"].as_str(), doc["apiVersion"].as_str()), (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io/v2")));
+        let g = doc["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"].as_str().unwrap_or("") == group).expect("group");
+        let v1 = &g["versions"][0];
+        assert_eq!(v1["version"], "v1");
+        let resources = v1["resources"].as_array().unwrap();
+        let (plural, kind) = if group.is_empty() { ("pods", "Pod") } else { ("deployments", "Deployment") };
+        let r = resources.iter().find(|r| r["resource"] == plural).expect("resource");
+        assert_eq!(r["responseKind"]["kind"], kind);
+        assert_eq!(r["scope"], "Namespaced");
+        let verbs: Vec<&str> = r["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        for verb in ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"] {
+            assert!(verbs.contains(&verb), "{plural}: {verbs:?}");
+        }
+        let subs: Vec<&str> = r["subresources"].as_array().unwrap().iter().map(|x| x["subresource"].as_str().unwrap()).collect();
+        assert!(subs.contains(&"status"), "{subs:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_with_bookmarks_get_periodic_bookmarks() {
+    let s = ApiServer::start_default().await;
+    let http = s.http();
+    let created = create_cm(&http, &s.url(), "a", json!({})).await;
+    let rv = rv_of(&created);
+    let resp = http
+        .get(format!("{}/api/v1/namespaces/default/configmaps?watch=true&allowWatchBookmarks=true&resourceVersion={rv}", s.url()))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = resp.bytes_stream();
+    let mut buf = Vec::new();
+    // The server sends a bookmark about every 30 s (hang guard 75 s; no timing is asserted).
+    let event = events_within(75, &mut stream, &mut buf, 1).await;
+    assert_eq!(event[0]["type"], "BOOKMARK", "{event:?}");
+    assert_eq!(event[0]["object"]["kind"], "ConfigMap");
+    assert!(event[0]["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse::<i64>().unwrap() >= rv);
 }
