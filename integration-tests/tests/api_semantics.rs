@@ -452,3 +452,51 @@ async fn events_are_one_resource_in_two_shapes() {
     assert_eq!(back["regarding"]["name"], "p");
     assert_eq!(back["reportingController"], "default-scheduler");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn horizontal_pod_autoscalers_are_served_as_v2_and_v1() {
+    let s = ApiServer::start_default().await;
+    let api = Api::new(&s);
+    let v1 = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers";
+    let v2 = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
+    let target = json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"});
+
+    // Created as v1: read as v2 with the CPU target as a metric.
+    let (code, created) = api.post(v1, json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "cpu"}, "spec": {"scaleTargetRef": target, "maxReplicas": 5, "targetCPUUtilizationPercentage": 50}})).await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!((created["apiVersion"].as_str(), created["spec"]["minReplicas"].as_i64()), (Some("autoscaling/v1"), Some(1)));
+    let (_, as_v2) = api.get(&format!("{v2}/cpu")).await;
+    assert_eq!(as_v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(as_v2["spec"]["metrics"], json!([{"type": "Resource", "resource": {"name": "cpu",
+        "target": {"type": "Utilization", "averageUtilization": 50}}}]));
+    assert_eq!(as_v2["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"]);
+
+    // Created as v2 with a metric v1 cannot express: v1 carries it in an annotation, and a v1
+    // update keeps it.
+    let (code, _) = api.post(v2, json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "mem"}, "spec": {"scaleTargetRef": target, "maxReplicas": 4, "metrics": [
+            {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "1Gi"}}}]}})).await;
+    assert_eq!(code, 201);
+    let (_, mut as_v1) = api.get(&format!("{v1}/mem")).await;
+    assert_eq!(as_v1["apiVersion"], "autoscaling/v1");
+    assert!(as_v1["spec"].get("targetCPUUtilizationPercentage").is_none(), "{as_v1}");
+    assert!(as_v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"].as_str().unwrap().contains("memory"));
+    as_v1["spec"]["maxReplicas"] = json!(6);
+    let (code, updated) = api.put(&format!("{v1}/mem"), as_v1).await;
+    assert_eq!(code, 200, "{updated}");
+    let (_, as_v2) = api.get(&format!("{v2}/mem")).await;
+    assert_eq!(as_v2["spec"]["maxReplicas"], 6);
+    assert_eq!(as_v2["spec"]["metrics"][0]["resource"]["name"], "memory");
+    assert!(as_v2["metadata"].get("annotations").is_none(), "{as_v2}");
+
+    // Both versions are discoverable, v2 preferred; kubectl reads either.
+    let (_, group) = api.get("/apis/autoscaling").await;
+    assert_eq!(group["preferredVersion"]["version"], "v2");
+    let versions: Vec<&str> = group["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["v2", "v1"]);
+    let out = s.kubectl_ok(&["get", "horizontalpodautoscalers.v1.autoscaling", "cpu", "-o", "jsonpath={.spec.targetCPUUtilizationPercentage}"]).await;
+    assert_eq!(out, "50");
+    let out = s.kubectl_ok(&["get", "hpa"]).await;
+    assert!(out.contains("cpu") && out.contains("Deployment/web") && out.contains("mem"), "{out}");
+}

@@ -97,6 +97,11 @@ pub fn apply(group: &str, kind: &str, obj: &mut Value) {
         ("apps", "DaemonSet") => daemon_set(obj),
         ("batch", "Job") => job(obj),
         ("batch", "CronJob") => cron_job(obj),
+        ("autoscaling", "HorizontalPodAutoscaler") if obj["apiVersion"] == "autoscaling/v1" => {
+            if let Some(spec) = child(obj, "spec") {
+                default(spec, "minReplicas", json!(1));
+            }
+        }
         ("autoscaling", "HorizontalPodAutoscaler") => hpa(obj),
         ("networking.k8s.io", "NetworkPolicy") => network_policy(obj),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {

@@ -136,6 +136,7 @@ static KINDS: &[KindSchema] = kinds![
     api::authorization::v1::SelfSubjectRulesReview,
     api::authorization::v1::SubjectAccessReview,
     api::autoscaling::v2::HorizontalPodAutoscaler,
+    api::autoscaling::v1::HorizontalPodAutoscaler,
     api::batch::v1::CronJob,
     api::batch::v1::Job,
     api::certificates::v1::CertificateSigningRequest,

@@ -13,7 +13,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration_v1;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A subresource of a resource, as listed in discovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,9 +358,16 @@ static RESOURCES: &[ResourceInfo] = &[
         [],
         CREATE_ONLY
     ),
-    // autoscaling/v2
+    // autoscaling/v2, then v1 (served from the same storage, in v2 form; see convert_hpa)
     row!(
         api::autoscaling::v2::HorizontalPodAutoscaler,
+        "horizontalpodautoscaler",
+        ["hpa"],
+        ["all"],
+        [status]
+    ),
+    row!(
+        api::autoscaling::v1::HorizontalPodAutoscaler,
         "horizontalpodautoscaler",
         ["hpa"],
         ["all"],
@@ -593,6 +600,121 @@ pub fn storage_resource_path(info: &ResourceInfo) -> String {
     }
 }
 
+/// Annotations that carry what autoscaling/v1 cannot express through a v1 round trip.
+const HPA_METRICS: &str = "autoscaling.alpha.kubernetes.io/metrics";
+const HPA_CURRENT_METRICS: &str = "autoscaling.alpha.kubernetes.io/current-metrics";
+const HPA_CONDITIONS: &str = "autoscaling.alpha.kubernetes.io/conditions";
+const HPA_BEHAVIOR: &str = "autoscaling.alpha.kubernetes.io/behavior";
+
+fn is_cpu_utilization(m: &Value, field: &str) -> bool {
+    m["type"] == "Resource" && m["resource"]["name"] == "cpu" && (field == "current" || m["resource"][field]["type"] == "Utilization")
+}
+
+/// Convert a HorizontalPodAutoscaler between autoscaling/v2 (the stored form) and autoscaling/v1
+/// (`to_version` "v1" or "v2"), as upstream's conversion does: v1's CPU target is the v2 CPU
+/// utilization metric, and what v1 cannot hold (other metrics, behavior, conditions) travels in
+/// `autoscaling.alpha.kubernetes.io/*` annotations. An object already in the target version is
+/// returned unchanged.
+pub fn convert_hpa(v: Value, to_version: &str) -> Value {
+    let target = format!("autoscaling/{to_version}");
+    if !v.is_object() || v["apiVersion"] == target.as_str() {
+        return v;
+    }
+    let mut out = v.clone();
+    out["apiVersion"] = json!(target);
+    let spec = v["spec"].clone();
+    let status = v["status"].clone();
+    let mut annotations = v["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
+    if to_version == "v1" {
+        let metrics = spec["metrics"].as_array().cloned().unwrap_or_default();
+        let (cpu, other): (Vec<Value>, Vec<Value>) = metrics.into_iter().partition(|m| is_cpu_utilization(m, "target"));
+        let mut s = json!({"scaleTargetRef": spec["scaleTargetRef"], "maxReplicas": spec["maxReplicas"]});
+        if !spec["minReplicas"].is_null() {
+            s["minReplicas"] = spec["minReplicas"].clone();
+        }
+        if let Some(u) = cpu.first().map(|m| &m["resource"]["target"]["averageUtilization"]).filter(|u| !u.is_null()) {
+            s["targetCPUUtilizationPercentage"] = u.clone();
+        }
+        out["spec"] = s;
+        if !other.is_empty() {
+            annotations.insert(HPA_METRICS.into(), json!(Value::Array(other).to_string()));
+        }
+        if spec["behavior"].is_object() {
+            annotations.insert(HPA_BEHAVIOR.into(), json!(spec["behavior"].to_string()));
+        }
+        if status.is_object() {
+            let current = status["currentMetrics"].as_array().cloned().unwrap_or_default();
+            let (cpu, other): (Vec<Value>, Vec<Value>) = current.into_iter().partition(|m| is_cpu_utilization(m, "current"));
+            let mut st = json!({"currentReplicas": status["currentReplicas"].as_i64().unwrap_or(0),
+                                "desiredReplicas": status["desiredReplicas"].as_i64().unwrap_or(0)});
+            for k in ["observedGeneration", "lastScaleTime"] {
+                if !status[k].is_null() {
+                    st[k] = status[k].clone();
+                }
+            }
+            if let Some(u) = cpu.first().map(|m| &m["resource"]["current"]["averageUtilization"]).filter(|u| !u.is_null()) {
+                st["currentCPUUtilizationPercentage"] = u.clone();
+            }
+            if !other.is_empty() {
+                annotations.insert(HPA_CURRENT_METRICS.into(), json!(Value::Array(other).to_string()));
+            }
+            if status["conditions"].as_array().is_some_and(|c| !c.is_empty()) {
+                annotations.insert(HPA_CONDITIONS.into(), json!(status["conditions"].to_string()));
+            }
+            out["status"] = st;
+        }
+    } else {
+        let mut take = |key: &str| annotations.remove(key).and_then(|a| a.as_str().and_then(|t| serde_json::from_str::<Value>(t).ok()));
+        let mut metrics = Vec::new();
+        if let Some(u) = spec.get("targetCPUUtilizationPercentage").filter(|u| !u.is_null()) {
+            metrics.push(json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": u}}}));
+        }
+        metrics.extend(take(HPA_METRICS).and_then(|m| m.as_array().cloned()).unwrap_or_default());
+        let mut s = json!({"scaleTargetRef": spec["scaleTargetRef"], "maxReplicas": spec["maxReplicas"]});
+        if !spec["minReplicas"].is_null() {
+            s["minReplicas"] = spec["minReplicas"].clone();
+        }
+        if !metrics.is_empty() {
+            s["metrics"] = Value::Array(metrics);
+        }
+        if let Some(b) = take(HPA_BEHAVIOR) {
+            s["behavior"] = b;
+        }
+        out["spec"] = s;
+        let current_other = take(HPA_CURRENT_METRICS).and_then(|m| m.as_array().cloned()).unwrap_or_default();
+        let conditions = take(HPA_CONDITIONS);
+        if status.is_object() {
+            let mut st = json!({"currentReplicas": status["currentReplicas"].as_i64().unwrap_or(0),
+                                "desiredReplicas": status["desiredReplicas"].as_i64().unwrap_or(0)});
+            for k in ["observedGeneration", "lastScaleTime"] {
+                if !status[k].is_null() {
+                    st[k] = status[k].clone();
+                }
+            }
+            let mut current = Vec::new();
+            if let Some(u) = status.get("currentCPUUtilizationPercentage").filter(|u| !u.is_null()) {
+                current.push(json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": u}}}));
+            }
+            current.extend(current_other);
+            if !current.is_empty() {
+                st["currentMetrics"] = Value::Array(current);
+            }
+            if let Some(c) = conditions {
+                st["conditions"] = c;
+            }
+            out["status"] = st;
+        }
+    }
+    if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+        if annotations.is_empty() {
+            meta.remove("annotations");
+        } else {
+            meta.insert("annotations".into(), Value::Object(annotations));
+        }
+    }
+    out
+}
+
 /// Field renames between core/v1 Event and events.k8s.io/v1 Event (core name, events name).
 const EVENT_FIELD_RENAMES: &[(&str, &str)] = &[
     ("involvedObject", "regarding"),
@@ -642,12 +764,12 @@ mod tests {
 
     #[test]
     fn counts() {
-        assert_eq!(all().len(), 59);
+        assert_eq!(all().len(), 60);
         assert_eq!(all().iter().filter(|r| r.group.is_empty()).count(), 16);
         assert_eq!(all().iter().filter(|r| r.is_virtual()).count(), 7);
         assert_eq!(groups().len(), 20);
-        // One version per group: GA only.
-        assert!(groups().iter().all(|(_, v)| v.len() == 1));
+        // One version per group (GA only), but for autoscaling's v2 and v1.
+        assert!(groups().iter().all(|(g, v)| v.len() == 1 || (*g == "autoscaling" && *v == ["v2", "v1"])));
     }
 
     #[test]
@@ -679,7 +801,7 @@ mod tests {
             ]
         );
         let versions: BTreeMap<&str, Vec<&str>> = groups().into_iter().collect();
-        assert_eq!(versions["autoscaling"], ["v2"]);
+        assert_eq!(versions["autoscaling"], ["v2", "v1"]);
         assert_eq!(versions[""], ["v1"]);
         assert_eq!(versions["networking.k8s.io"], ["v1"]);
     }
@@ -745,7 +867,7 @@ mod tests {
             Some(CREATE_ONLY)
         );
         assert!(find("", "v1", "componentstatuses").is_none());
-        assert!(find("autoscaling", "v1", "horizontalpodautoscalers").is_none());
+        assert!(find("autoscaling", "v1", "horizontalpodautoscalers").is_some());
         assert!(find("apps", "v1beta1", "deployments").is_none());
         assert!(find("resource.k8s.io", "v1beta1", "resourceclaims").is_none());
         assert!(find_by_kind("apps", "v1", "Pod").is_none());
@@ -782,7 +904,7 @@ mod tests {
         let mut seen = BTreeSet::new();
         for r in all() {
             assert!(
-                seen.insert((r.group, r.plural)),
+                seen.insert((r.group, r.version, r.plural)),
                 "duplicate {}/{}",
                 r.group,
                 r.plural
@@ -791,9 +913,10 @@ mod tests {
         let mut shorts = BTreeMap::new();
         for r in all() {
             for s in r.short_names {
-                // `ev` is shared by the two Event resources upstream too.
+                // `ev` is shared by the two Event resources upstream too, `hpa` by the two
+                // versions of HorizontalPodAutoscalers.
                 if let Some(prev) = shorts.insert(*s, r.plural) {
-                    assert!(*s == "ev" && prev == "events", "duplicate short name {s}");
+                    assert!(prev == r.plural && ["ev", "hpa"].contains(s), "duplicate short name {s}");
                 }
             }
         }
@@ -895,14 +1018,42 @@ mod tests {
             path("apiregistration.k8s.io", "apiservices"),
             "apiregistration.k8s.io/apiservices"
         );
-        // Only the two Event resources share a key.
+        // Only the two Event resources and the two HorizontalPodAutoscaler versions share a key.
         let stored: Vec<String> = all()
             .iter()
             .filter(|r| !r.is_virtual())
             .map(storage_resource_path)
             .collect();
         let unique: BTreeSet<&String> = stored.iter().collect();
-        assert_eq!(unique.len() + 1, stored.len());
+        assert_eq!(unique.len() + 2, stored.len());
+    }
+
+    #[test]
+    fn hpa_conversion_round_trips() {
+        let v2 = json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "minReplicas": 2, "maxReplicas": 10,
+                     "metrics": [
+                         {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}},
+                         {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "1Gi"}}}],
+                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}},
+            "status": {"currentReplicas": 3, "desiredReplicas": 4, "observedGeneration": 1,
+                       "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 70}}}],
+                       "conditions": [{"type": "AbleToScale", "status": "True"}]},
+        });
+        let v1 = convert_hpa(v2.clone(), "v1");
+        assert_eq!(v1["apiVersion"], "autoscaling/v1");
+        assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60);
+        assert_eq!(v1["spec"]["minReplicas"], 2);
+        assert!(v1["spec"].get("metrics").is_none());
+        assert_eq!(v1["status"]["currentCPUUtilizationPercentage"], 70);
+        let annotations = v1["metadata"]["annotations"].as_object().unwrap();
+        assert!(annotations.contains_key(HPA_METRICS) && annotations.contains_key(HPA_BEHAVIOR) && annotations.contains_key(HPA_CONDITIONS));
+        assert_eq!(convert_hpa(v1, "v2"), v2);
+        // An object already in the target version is left alone.
+        assert_eq!(convert_hpa(v2.clone(), "v2"), v2);
     }
 
     #[test]

@@ -146,7 +146,8 @@ pub struct Store {
     pub cacher: Arc<Cacher>,
     has_status: bool,
     /// events.k8s.io/v1 Events share storage with core/v1 Events and are converted on the way.
-    events_v1: bool,
+    /// How objects of this resource are stored when storage holds another version's form.
+    stored_as: StoredAs,
 }
 
 /// Stored bytes to an object carrying its resourceVersion.
@@ -156,9 +157,61 @@ pub fn decode(kv: &KeyValue) -> Result<Value, String> {
     Ok(v)
 }
 
-/// Like [`decode`], for events.k8s.io/v1 Events, which are stored in core/v1 form (as upstream).
-fn decode_events_v1(kv: &KeyValue) -> Result<Value, String> {
-    decode(kv).map(|v| crate::resources::convert_event(v, "events.k8s.io"))
+/// Resources served from storage that holds another version's form, as upstream stores one
+/// version of each resource and converts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoredAs {
+    Itself,
+    /// events.k8s.io/v1 Events, stored in core/v1 form.
+    CoreEvent,
+    /// autoscaling/v1 HorizontalPodAutoscalers, stored in autoscaling/v2 form.
+    HpaV2,
+}
+
+impl StoredAs {
+    fn of(info: &ResourceInfo) -> StoredAs {
+        match (info.group, info.version, info.plural) {
+            ("events.k8s.io", _, "events") => StoredAs::CoreEvent,
+            ("autoscaling", "v1", "horizontalpodautoscalers") => StoredAs::HpaV2,
+            _ => StoredAs::Itself,
+        }
+    }
+
+    /// The served form of a stored object.
+    fn served(self, v: Value) -> Value {
+        match self {
+            StoredAs::Itself => v,
+            StoredAs::CoreEvent => crate::resources::convert_event(v, "events.k8s.io"),
+            StoredAs::HpaV2 => crate::resources::convert_hpa(v, "v1"),
+        }
+    }
+
+    /// The stored form of a served object (with the stored version's defaults).
+    fn stored(self, v: &Value) -> Value {
+        match self {
+            StoredAs::Itself => v.clone(),
+            StoredAs::CoreEvent => crate::resources::convert_event(v.clone(), ""),
+            StoredAs::HpaV2 => {
+                let mut v2 = crate::resources::convert_hpa(v.clone(), "v2");
+                crate::defaults::apply("autoscaling", "HorizontalPodAutoscaler", &mut v2);
+                v2
+            }
+        }
+    }
+
+    fn decoder(self) -> crate::cacher::Decoder {
+        fn core_event(kv: &KeyValue) -> Result<Value, String> {
+            decode(kv).map(|v| StoredAs::CoreEvent.served(v))
+        }
+        fn hpa_v1(kv: &KeyValue) -> Result<Value, String> {
+            decode(kv).map(|v| StoredAs::HpaV2.served(v))
+        }
+        match self {
+            StoredAs::Itself => decode,
+            StoredAs::CoreEvent => core_event,
+            StoredAs::HpaV2 => hpa_v1,
+        }
+    }
 }
 
 fn encode(obj: &Value) -> Vec<u8> {
@@ -193,24 +246,27 @@ impl Store {
         watch_cache_size: usize,
     ) -> Self {
         let root = format!("{}/{}/", prefix.trim_end_matches('/'), crate::resources::storage_resource_path(info));
-        let events_v1 = info.group == "events.k8s.io" && info.plural == "events";
-        let decoder = if events_v1 { decode_events_v1 } else { decode };
+        let stored_as = StoredAs::of(info);
+        let decoder = stored_as.decoder();
         let cacher = if info.is_virtual() {
             Cacher::idle(storage.clone(), root.clone(), watch_cache_size, decoder)
         } else {
             Cacher::start(storage.clone(), root.clone(), watch_cache_size, decoder)
         };
         let has_status = info.subresources.iter().any(|s| s.name == "status");
-        Store { info, strategy, storage, root, cacher, has_status, events_v1 }
+        Store { info, strategy, storage, root, cacher, has_status, stored_as }
     }
 
     fn decode_kv(&self, kv: &KeyValue) -> Result<Value, ApiError> {
         let v = decode(kv).map_err(ApiError::internal)?;
-        Ok(if self.events_v1 { crate::resources::convert_event(v, "events.k8s.io") } else { v })
+        Ok(self.stored_as.served(v))
     }
 
     fn encode(&self, obj: &Value) -> Vec<u8> {
-        if self.events_v1 { encode(&crate::resources::convert_event(obj.clone(), "")) } else { encode(obj) }
+        match self.stored_as {
+            StoredAs::Itself => encode(obj),
+            other => encode(&other.stored(obj)),
+        }
     }
 
     /// The storage key of an object (with an empty name: the prefix of a namespace's objects).

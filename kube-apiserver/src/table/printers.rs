@@ -770,6 +770,9 @@ fn hpa_metrics(specs: &[Value], statuses: &[Value]) -> String {
 }
 
 fn hpa_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    // Both served versions print alike, from the v2 form.
+    let v2 = crate::resources::convert_hpa(obj.clone(), "v2");
+    let obj = &v2;
     let (spec, status) = (&obj["spec"], &obj["status"]);
     let reference = format!("{}/{}", st(&spec["scaleTargetRef"]["kind"]), st(&spec["scaleTargetRef"]["name"]));
     let min = spec["minReplicas"].as_i64().map(|m| m.to_string()).unwrap_or_else(|| "<unset>".into());
