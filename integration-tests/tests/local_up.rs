@@ -86,7 +86,8 @@ async fn two_local_clusters_side_by_side_start_serve_and_stop() {
     for c in &clusters {
         within(180, "the cluster to serve kubectl", async {
             loop {
-                if c.state().join("admin.kubeconfig").exists() && c.kubectl(&["get", "ns", "default"]).await.status.success() {
+                // The script prints this once every component has been started.
+                if c.log_text().contains("Local cluster is running") && c.kubectl(&["get", "ns", "default"]).await.status.success() {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
