@@ -767,7 +767,7 @@ impl App {
             ("scale", &Method::PUT | &Method::PATCH) => {
                 let (body, ct) = self.read_body(req).await?;
                 let is_patch = method == Method::PATCH;
-                let scale_gvk = store.info.subresource("scale").map_or(("autoscaling", "v1", "Scale"), |s| (s.group, s.version, s.kind));
+                let scale_gvk = scale_kind(store.info);
                 let body_val = if is_patch {
                     None
                 } else {
@@ -785,8 +785,7 @@ impl App {
                         let scale = match &body_val {
                             Some(b) => b.clone(),
                             None => {
-                                let gvk = store.info.subresource("scale").map(crate::patch::Gvk::from);
-                                let gvk = gvk.unwrap_or(crate::patch::Gvk { group: "autoscaling", version: "v1", kind: "Scale" });
+                                let gvk = crate::patch::Gvk { group: scale_gvk.0, version: scale_gvk.1, kind: scale_gvk.2 };
                                 let patched = apply_patch(&to_scale(cur), &body, &ct, gvk)?;
                                 crate::fieldvalidation::check_patched_as(scale_gvk, &patched, &patch_problems, &opts)?;
                                 patched
@@ -1030,7 +1029,7 @@ impl App {
     async fn apply_scale(&self, store: &Store, ns: Option<&str>, name: &str, body: &[u8], opts: &WriteOptions, force: bool) -> Result<Value, ApiError> {
         crate::fieldvalidation::check_apply_body(body, opts)?;
         let scale: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
-        let (group, version, kind) = store.info.subresource("scale").map_or(("autoscaling", "v1", "Scale"), |s| (s.group, s.version, s.kind));
+        let (group, version, kind) = scale_kind(store.info);
         let want = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
         if scale["apiVersion"].as_str() != Some(want.as_str()) || scale["kind"].as_str() != Some(kind) {
             return Err(ApiError::BadRequest(format!(
@@ -1443,6 +1442,11 @@ fn delete_options(body: &[u8], ct: &str, q: &HashMap<String, String>) -> Result<
 
 /// The autoscaling/v1 Scale view of a scalable object.
 /// A Scale in the form the client asked for (JSON, Table or metadata only).
+/// Group, version and kind of a resource's `scale` subresource body (autoscaling/v1 Scale).
+fn scale_kind(info: &resources::ResourceInfo) -> (&'static str, &'static str, &'static str) {
+    info.subresource("scale").map_or(("autoscaling", "v1", "Scale"), |s| (s.group, s.version, s.kind))
+}
+
 /// The media type of a request body, without parameters.
 fn ctx_content_type(req: &Request<Incoming>) -> &str {
     req.headers()
