@@ -70,6 +70,25 @@ impl LocalUp {
     }
 }
 
+/// A failed test must not leave a cluster behind: SIGTERM the script (it stops what it
+/// started), then kill whatever still mentions this copy's state directory.
+impl Drop for LocalUp {
+    fn drop(&mut self) {
+        if let (Ok(None), Some(pid)) = (self.child.try_wait(), self.child.id()) {
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            for _ in 0..150 {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        for pid in self.started_processes() {
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
 /// The HTTPS health port a component's log line announces.
 fn health_port(log: &str, component: &str) -> Option<u16> {
     let marker = format!("{component} health and metrics: https://127.0.0.1:");
