@@ -167,22 +167,34 @@ pub fn decode_checked_as(body: &[u8], content_type: &str, gvk: (&str, &str, &str
     Ok(value)
 }
 
-/// Duplicate keys of a server-side apply body (YAML, or JSON read as YAML), as upstream's
-/// strict YAML decoding reports them: an error under `Strict`, warnings under `Warn`.
-pub fn check_apply_body(body: &[u8], opts: &WriteOptions) -> Result<(), ApiError> {
+/// Duplicate keys of a server-side apply body (YAML, or JSON read as YAML), worded as upstream's
+/// strict YAML decoding error; `None` when there are none or `fieldValidation` is `Ignore`.
+/// Upstream checks this only once the apply has merged (see [`resolve_apply_duplicates`]).
+pub fn apply_duplicates(body: &[u8], opts: &WriteOptions) -> Option<String> {
     if opts.field_validation == Mode::Ignore {
-        return Ok(());
+        return None;
     }
     let dups = yaml_duplicate_keys(&String::from_utf8_lossy(body));
     if dups.is_empty() {
+        return None;
+    }
+    Some(format!("error converting YAML to JSON: yaml: unmarshal errors:\n  {}", dups.join("\n  ")))
+}
+
+/// What [`apply_duplicates`] found, after a successful merge: the 400 under `Strict`, a warning
+/// under `Warn` (recorded once however often a conflicting write is retried).
+pub fn resolve_apply_duplicates(dups: Option<&str>, opts: &WriteOptions) -> Result<(), ApiError> {
+    let Some(err) = dups else {
         return Ok(());
+    };
+    match opts.field_validation {
+        Mode::Strict => Err(ApiError::BadRequest(format!("error strict decoding YAML: {err}"))),
+        Mode::Warn => {
+            opts.warnings.extend(vec![err.to_string()]);
+            Ok(())
+        }
+        Mode::Ignore => Ok(()),
     }
-    let err = format!("error converting YAML to JSON: yaml: unmarshal errors:\n  {}", dups.join("\n  "));
-    if opts.field_validation == Mode::Strict {
-        return Err(ApiError::BadRequest(format!("error strict decoding YAML: {err}")));
-    }
-    opts.warnings.extend(vec![err]);
-    Ok(())
 }
 
 /// Problems of a patch body itself (checked once, before the patch is applied).

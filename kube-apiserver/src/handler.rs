@@ -190,10 +190,17 @@ impl Format {
         }
     }
 
-    /// A Table rendered for this format: in the negotiated `meta.k8s.io` version.
+    /// A Table rendered for this format: in the negotiated `meta.k8s.io` version, with its rows'
+    /// PartialObjectMetadata (`includeObject=Metadata`) in that version too.
     fn versioned_table(self, mut table: Value) -> Value {
         if let Format::Table { version } = self {
-            table["apiVersion"] = json!(format!("meta.k8s.io/{version}"));
+            let api_version = json!(format!("meta.k8s.io/{version}"));
+            for row in table["rows"].as_array_mut().into_iter().flatten() {
+                if row["object"]["kind"] == "PartialObjectMetadata" {
+                    row["object"]["apiVersion"] = api_version.clone();
+                }
+            }
+            table["apiVersion"] = api_version;
         }
         table
     }
@@ -761,7 +768,8 @@ impl App {
             ("scale", &Method::GET) => Ok(render_scale(200, &to_scale(&store.get(ns, name).await?), ctx)),
             ("scale", &Method::PATCH) if ctx_content_type(&req) == crate::fieldmanager::APPLY_PATCH => {
                 let (body, _) = self.read_body(req).await?;
-                let updated = self.apply_scale(store, ns, name, &body, &opts, truthy(ctx.query.get("force"))).await?;
+                let force = truthy(ctx.query.get("force"));
+                let updated = crate::fieldmanager::scale::apply(store, ns, name, &body, &opts, force, scale_kind(store.info)).await?;
                 Ok(render_scale(200, &to_scale(&updated), ctx))
             }
             ("scale", &Method::PUT | &Method::PATCH) => {
@@ -799,7 +807,7 @@ impl App {
                         }
                         let replicas = scale["spec"]["replicas"].as_i64().unwrap_or(0);
                         if replicas < 0 {
-                            return Err(ApiError::invalid("Scale", "autoscaling", name, vec![crate::errors::Cause::invalid(
+                            return Err(ApiError::invalid("Scale", "autoscaling", name, vec![crate::errors::Cause::invalid_raw(
                                 "spec.replicas", &replicas.to_string(), "must be greater than or equal to 0")]));
                         }
                         let mut next = cur.clone();
@@ -1022,48 +1030,6 @@ impl App {
                 Ok(next)
             })
             .await
-    }
-
-    /// Server-side apply of a `Scale`: applied to the parent as a configuration holding only
-    /// `spec.replicas`, owned by the manager for the `scale` subresource (as upstream records it).
-    async fn apply_scale(&self, store: &Store, ns: Option<&str>, name: &str, body: &[u8], opts: &WriteOptions, force: bool) -> Result<Value, ApiError> {
-        crate::fieldvalidation::check_apply_body(body, opts)?;
-        let scale: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
-        let (group, version, kind) = scale_kind(store.info);
-        let want = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-        if scale["apiVersion"].as_str() != Some(want.as_str()) || scale["kind"].as_str() != Some(kind) {
-            return Err(ApiError::BadRequest(format!(
-                "the body of the request must be a {kind} of {want}, not {} {}",
-                scale["apiVersion"].as_str().unwrap_or(""),
-                scale["kind"].as_str().unwrap_or("")
-            )));
-        }
-        if !meta::name(&scale).is_empty() && meta::name(&scale) != name {
-            return Err(ApiError::BadRequest(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                meta::name(&scale)
-            )));
-        }
-        if let Some(r) = scale["spec"]["replicas"].as_i64().filter(|r| *r < 0) {
-            return Err(ApiError::invalid("Scale", "autoscaling", name, vec![crate::errors::Cause::invalid(
-                "spec.replicas", &r.to_string(), "must be greater than or equal to 0")]));
-        }
-        // The parent must exist: applying a scale never creates it.
-        store.get(ns, name).await?;
-        let mut config = json!({"apiVersion": store.api_version(), "kind": store.info.kind, "metadata": {"name": name}});
-        if let Some(ns) = ns.filter(|_| store.info.namespaced) {
-            config["metadata"]["namespace"] = json!(ns);
-        }
-        if let Some(rv) = scale["metadata"]["resourceVersion"].as_str() {
-            config["metadata"]["resourceVersion"] = json!(rv);
-        }
-        if let Some(r) = scale["spec"].get("replicas") {
-            config["spec"] = json!({"replicas": r});
-        }
-        let body = serde_json::to_vec(&config).map_err(ApiError::internal)?;
-        let plain = WriteOptions { field_validation: crate::fieldvalidation::Mode::Ignore, ..opts.clone() };
-        let (obj, _) = crate::fieldmanager::apply_request(store, ns, name, Part::Main, &body, &plain, force).await?;
-        Ok(obj)
     }
 
     fn render_object(&self, code: u16, obj: &Value, ctx: &Ctx<'_>) -> Response<Body> {
@@ -1461,6 +1427,9 @@ fn render_scale(code: u16, scale: &Value, ctx: &Ctx<'_>) -> Response<Body> {
     let rendered = match ctx.format {
         Format::Table { .. } => table::scale_table(scale, include_object(&ctx.query)),
         Format::Metadata { list: false, version } => Ok(table::partial_object_metadata(scale, version)),
+        Format::Metadata { list: true, .. } => Err(ApiError::NotAcceptable(
+            "you requested PartialObjectMetadataList, but the requested object is not a list (*autoscaling.Scale)".into(),
+        )),
         _ => return encode_as(code, scale, ctx.format),
     };
     match rendered {
@@ -1589,6 +1558,18 @@ mod tests {
             Format::Metadata { list: false, version: "v1beta1" }
         );
         assert_eq!(negotiate("application/json;as=Other;g=meta.k8s.io;v=v1, application/json").unwrap(), Format::Json);
+        // A v1beta1 Table carries its rows' metadata in v1beta1 as well.
+        let t = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "rows": [
+            {"cells": [], "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1"}},
+            {"cells": [], "object": {"kind": "Deployment", "apiVersion": "apps/v1"}},
+            {"cells": [], "object": null},
+        ]});
+        let v = Format::Table { version: "v1beta1" }.versioned_table(t.clone());
+        assert_eq!(v["apiVersion"], "meta.k8s.io/v1beta1");
+        assert_eq!(v["rows"][0]["object"]["apiVersion"], "meta.k8s.io/v1beta1");
+        assert_eq!(v["rows"][1]["object"]["apiVersion"], "apps/v1");
+        assert!(v["rows"][2]["object"].is_null());
+        assert_eq!(Format::Table { version: "v1" }.versioned_table(t.clone())["rows"], t["rows"]);
         assert!(negotiate("application/vnd.kubernetes.protobuf").is_err());
     }
 

@@ -15,6 +15,7 @@
 
 pub mod fieldpath;
 pub mod managed;
+pub mod scale;
 pub mod schema;
 pub mod typed;
 
@@ -195,19 +196,22 @@ fn apply_error(e: ApplyError, info: &ResourceInfo, config: &Value) -> ApiError {
                 })
                 .collect(),
         },
-        ApplyError::Invalid(errs) => {
-            let detail = match errs.as_slice() {
-                [one] => one.clone(),
-                many => format!("errors:\n  {}", many.join("\n  ")),
-            };
-            ApiError::Unknown(format!(
-                "failed to create typed patch object ({}/{}; {}): {detail}",
-                meta::namespace(config),
-                meta::name(config),
-                gvk_string(info)
-            ))
-        }
+        ApplyError::Invalid(errs) => typed_patch_error(config, &gvk_string(info), &errs),
     }
+}
+
+/// Upstream's 500 for an applied configuration its schema (of `gvk`, as Go prints a
+/// GroupVersionKind) cannot type.
+fn typed_patch_error(config: &Value, gvk: &str, errs: &[String]) -> ApiError {
+    let detail = match errs {
+        [one] => one.clone(),
+        many => format!("errors:\n  {}", many.join("\n  ")),
+    };
+    ApiError::Unknown(format!(
+        "failed to create typed patch object ({}/{}; {gvk}): {detail}",
+        meta::namespace(config),
+        meta::name(config),
+    ))
 }
 
 /// Check an applied configuration against the request before merging it.
@@ -272,7 +276,9 @@ pub async fn apply_request(
     opts: &WriteOptions,
     force: bool,
 ) -> Result<(Value, bool), ApiError> {
-    crate::fieldvalidation::check_apply_body(body, opts)?;
+    // Upstream strict-decodes the body only after a successful merge: a conflict or a wrong
+    // version is reported before duplicate fields.
+    let dups = crate::fieldvalidation::apply_duplicates(body, opts);
     let config: Value = serde_yaml::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
     if !config.is_object() {
@@ -281,6 +287,23 @@ pub async fn apply_request(
         ));
     }
     check_config(store, ns, name, &config)?;
+    apply_config(store, ns, name, part, &config, dups.as_deref(), opts, force).await
+}
+
+/// Merge a checked configuration into `part` of `ns/name` (creating the object when it does
+/// not exist, main resource only); `dups` are the body's duplicate fields, resolved once the
+/// merge succeeded.
+#[allow(clippy::too_many_arguments)]
+async fn apply_config(
+    store: &Store,
+    ns: Option<&str>,
+    name: &str,
+    part: Part,
+    config: &Value,
+    dups: Option<&str>,
+    opts: &WriteOptions,
+    force: bool,
+) -> Result<(Value, bool), ApiError> {
     let manager = opts.field_manager.clone().unwrap_or_default();
     let api_version = store.api_version();
     let res = resource(store.info, part, &api_version);
@@ -290,7 +313,7 @@ pub async fn apply_request(
         field_manager: None,
         ..opts.clone()
     };
-    let want_rv = meta::resource_version(&config).to_string();
+    let want_rv = meta::resource_version(config).to_string();
     for _ in 0..8 {
         let now = meta::now_rfc3339();
         match store.get(ns, name).await {
@@ -302,8 +325,9 @@ pub async fn apply_request(
                         name,
                     ));
                 }
-                let obj = managed::apply(&res, None, &config, &manager, &sub, force, &now)
-                    .map_err(|e| apply_error(e, store.info, &config))?;
+                let obj = managed::apply(&res, None, config, &manager, &sub, force, &now)
+                    .map_err(|e| apply_error(e, store.info, config))?;
+                crate::fieldvalidation::resolve_apply_duplicates(dups, opts)?;
                 match store.create(ns, obj, &write_opts).await {
                     Ok(created) => return Ok((created, true)),
                     Err(ApiError::AlreadyExists(_)) => continue,
@@ -321,8 +345,10 @@ pub async fn apply_request(
                                 name,
                             ));
                         }
-                        managed::apply(&res, Some(cur), &config, &manager, &sub, force, &now)
-                            .map_err(|e| apply_error(e, store.info, &config))
+                        let obj = managed::apply(&res, Some(cur), config, &manager, &sub, force, &now)
+                            .map_err(|e| apply_error(e, store.info, config))?;
+                        crate::fieldvalidation::resolve_apply_duplicates(dups, opts)?;
+                        Ok(obj)
                     })
                     .await;
                 match updated {
