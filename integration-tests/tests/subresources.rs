@@ -458,3 +458,56 @@ async fn subresource_tables_and_metadata_in_the_negotiated_version() {
     assert_eq!(status["reason"], "NotAcceptable");
     assert_eq!(status["message"], "you requested PartialObjectMetadataList, but the requested object is not a list (*autoscaling.Scale)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bindings_and_evictions_honour_field_validation_and_dry_run() {
+    let s = ApiServer::start_default().await;
+    s.kubectl_ok(&["run", "p1", "--image=nginx"]).await;
+    s.kubectl_ok(&["run", "p2", "--image=nginx"]).await;
+    let http = s.http();
+    let pods = format!("{}/api/v1/namespaces/default/pods", s.url());
+    let post = |url: String, body: Value| http.post(url).json(&body).send();
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p1"}, "target": {"kind": "Node", "name": "n1"}});
+    let mut bogus = binding.clone();
+    bogus["bogus"] = json!(1);
+    let node = || s.kubectl_ok(&["get", "pod", "p1", "-o", "jsonpath={.spec.nodeName}"]);
+
+    // Strict: 400 before anything is bound; a dry run binds nothing, on both binding paths.
+    for url in [format!("{pods}/p1/binding"), format!("{}/api/v1/namespaces/default/bindings", s.url())] {
+        let resp = post(format!("{url}?fieldValidation=Strict"), bogus.clone()).await.unwrap();
+        assert_eq!(resp.status(), 400, "{url}");
+        assert_eq!(
+            resp.json::<Value>().await.unwrap()["message"],
+            r#"Binding in version "v1" cannot be handled as a Binding: strict decoding error: unknown field "bogus""#
+        );
+        let resp = post(format!("{url}?dryRun=All"), binding.clone()).await.unwrap();
+        assert_eq!(resp.status(), 201, "{url}");
+        assert_eq!(node().await, "", "{url}");
+    }
+    // By default (Warn) the binding is made, with a warning and upstream's bare Success.
+    let resp = post(format!("{pods}/p1/binding"), bogus).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(warnings(&resp), [r#"299 - "unknown field \"bogus\"""#]);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}));
+    assert_eq!(node().await, "n1");
+
+    let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p2"}});
+    let mut bogus = eviction.clone();
+    bogus["bogus"] = json!(1);
+    let resp = post(format!("{pods}/p2/eviction?fieldValidation=Strict"), bogus.clone()).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["message"],
+        r#"Eviction in version "v1" cannot be handled as a Eviction: strict decoding error: unknown field "bogus""#
+    );
+    // The request's dryRun reaches the eviction's delete.
+    let resp = post(format!("{pods}/p2/eviction?dryRun=All"), eviction).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(s.kubectl_ok(&["get", "pod", "p2", "-o", "name"]).await, "pod/p2\n");
+    let resp = post(format!("{pods}/p2/eviction"), bogus).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(warnings(&resp), [r#"299 - "unknown field \"bogus\"""#]);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}));
+    let err = s.kubectl_err(&["get", "pod", "p2"]).await;
+    assert_eq!(err.trim(), r#"Error from server (NotFound): pods "p2" not found"#);
+}

@@ -226,6 +226,11 @@ fn success_status(details: Value) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
 
+/// The bare Success a binding or an eviction answers (no details, as upstream).
+fn plain_success() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+}
+
 /// Metric labels gathered while routing a request.
 #[derive(Debug, Default)]
 pub struct ReqLabels {
@@ -614,10 +619,11 @@ impl App {
             if method != Method::POST || ctx.path.name.is_some() {
                 return Err(ApiError::MethodNotAllowed("the server does not allow this method on the requested resource".into()));
             }
+            let opts = crate::fieldvalidation::write_options(&method, &ctx.query)?;
             let (body, ct) = self.read_body(req).await?;
-            let obj = store.decode_body(decode_body(&body, &ct)?)?;
-            let answer = self.review(store, ns, obj, ctx.user.as_ref()).await?;
-            return Ok(json_response(201, &answer));
+            let obj = store.decode_body(crate::fieldvalidation::decode_checked(&body, &ct, store.info, &opts)?)?;
+            let answer = self.review(store, ns, obj, ctx.user.as_ref(), &opts).await?;
+            return Ok(crate::fieldvalidation::with_warnings(json_response(201, &answer), &opts.warnings));
         }
         let verb = match (&method, ctx.path.name.is_some()) {
             (&Method::GET, true) => "get",
@@ -723,7 +729,7 @@ impl App {
     ) -> Result<Response<Body>, ApiError> {
         let method = req.method().clone();
         let mut opts = match sub {
-            "status" | "scale" | "finalize" => crate::fieldvalidation::write_options(&method, &ctx.query)?,
+            "status" | "scale" | "finalize" | "binding" | "eviction" => crate::fieldvalidation::write_options(&method, &ctx.query)?,
             _ => WriteOptions { dry_run: ctx.query.get("dryRun").is_some_and(|v| v == "All"), ..Default::default() },
         };
         if matches!(sub, "status" | "scale" | "finalize") {
@@ -819,22 +825,22 @@ impl App {
             }
             ("binding", &Method::POST) => {
                 let (body, ct) = self.read_body(req).await?;
-                let binding = decode_body(&body, &ct)?;
+                let binding = crate::fieldvalidation::decode_checked_as(&body, &ct, subresource_kind(store.info, sub), &opts)?;
                 self.bind(ns.unwrap_or("default"), name, &binding, &opts).await?;
-                Ok(json_response(201, &success_status(json!({}))))
+                Ok(json_response(201, &plain_success()))
             }
             ("eviction", &Method::POST) => {
                 let (body, ct) = self.read_body(req).await?;
-                let eviction = decode_body(&body, &ct)?;
-                self.evict(ns.unwrap_or("default"), name, &eviction).await?;
-                Ok(json_response(201, &success_status(json!({}))))
+                let eviction = crate::fieldvalidation::decode_checked_as(&body, &ct, subresource_kind(store.info, sub), &opts)?;
+                self.evict(ns.unwrap_or("default"), name, &eviction, opts.dry_run).await?;
+                Ok(json_response(201, &plain_success()))
             }
             _ => Err(ApiError::MethodNotAllowed("the server does not allow this method on the requested resource".into())),
         }
     }
 
     /// Create-only resources: reviews are answered, a Binding binds its pod.
-    async fn review(&self, store: &Store, ns: Option<&str>, mut obj: Value, user: Option<&UserInfo>) -> Result<Value, ApiError> {
+    async fn review(&self, store: &Store, ns: Option<&str>, mut obj: Value, user: Option<&UserInfo>, opts: &WriteOptions) -> Result<Value, ApiError> {
         let user_info = |u: Option<&UserInfo>| match u {
             Some(u) => json!({"username": u.name, "uid": u.uid, "groups": u.groups}),
             None => json!({"username": "system:anonymous", "groups": ["system:unauthenticated"]}),
@@ -842,8 +848,8 @@ impl App {
         match (store.info.group, store.info.plural) {
             ("", "bindings") => {
                 let name = meta::name(&obj).to_string();
-                self.bind(ns.unwrap_or("default"), &name, &obj, &WriteOptions::default()).await?;
-                return Ok(success_status(json!({})));
+                self.bind(ns.unwrap_or("default"), &name, &obj, &WriteOptions { dry_run: opts.dry_run, ..Default::default() }).await?;
+                return Ok(plain_success());
             }
             ("authentication.k8s.io", "selfsubjectreviews") => obj["status"] = json!({"userInfo": user_info(user)}),
             ("authentication.k8s.io", "tokenreviews") => {
@@ -904,8 +910,10 @@ impl App {
         Ok(())
     }
 
-    /// `pods/eviction`: delete the pod unless a PodDisruptionBudget forbids it.
-    async fn evict(&self, ns: &str, name: &str, eviction: &Value) -> Result<(), ApiError> {
+    /// `pods/eviction`: delete the pod unless a PodDisruptionBudget forbids it. A dry run is
+    /// asked for in the Eviction's deleteOptions or by the request's `dryRun` (upstream copies
+    /// the latter into the former).
+    async fn evict(&self, ns: &str, name: &str, eviction: &Value, dry_run: bool) -> Result<(), ApiError> {
         let pods = self.core("pods");
         let pod = pods.get(Some(ns), name).await?;
         let dopts_v = &eviction["deleteOptions"];
@@ -913,7 +921,7 @@ impl App {
             grace_period_seconds: dopts_v["gracePeriodSeconds"].as_i64(),
             precondition_uid: dopts_v["preconditions"]["uid"].as_str().map(String::from),
             precondition_rv: dopts_v["preconditions"]["resourceVersion"].as_str().map(String::from),
-            dry_run: dopts_v["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All")),
+            dry_run: dry_run || dopts_v["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All")),
             ..Default::default()
         };
         let phase = pod["status"]["phase"].as_str().unwrap_or("");
@@ -1411,6 +1419,11 @@ fn delete_options(body: &[u8], ct: &str, q: &HashMap<String, String>) -> Result<
 /// Group, version and kind of a resource's `scale` subresource body (autoscaling/v1 Scale).
 fn scale_kind(info: &resources::ResourceInfo) -> (&'static str, &'static str, &'static str) {
     info.subresource("scale").map_or(("autoscaling", "v1", "Scale"), |s| (s.group, s.version, s.kind))
+}
+
+/// Group, version and kind of a subresource's request body (e.g. policy/v1 Eviction).
+fn subresource_kind(info: &resources::ResourceInfo, sub: &str) -> (&'static str, &'static str, &'static str) {
+    info.subresource(sub).map_or((info.group, info.version, info.kind), |s| (s.group, s.version, s.kind))
 }
 
 /// The media type of a request body, without parameters.
