@@ -2,6 +2,7 @@
 //! kubectl users read these messages, so they are kept word for word.
 
 pub mod core_kinds;
+pub mod decode;
 pub mod go;
 pub mod pod;
 pub mod quantity;
