@@ -106,10 +106,10 @@ pub fn int_or_string(v: &Value) -> String {
 }
 
 /// `%v` of a JSON value that upstream holds as a Go scalar (numbers and bools bare, strings
-/// quoted), or `null`.
+/// quoted); a missing one is a nil pointer, which field errors print as the string "null".
 pub fn scalar(v: &Value) -> String {
     match v {
-        Value::Null => "null".into(),
+        Value::Null => "\"null\"".into(),
         Value::String(s) => quote(s),
         other => other.to_string(),
     }
@@ -135,6 +135,7 @@ mod tests {
         assert_eq!(int_or_string(&json!("25%")), r#"intstr.IntOrString{Type:1, IntVal:0, StrVal:"25%"}"#);
         assert_eq!(int_or_string(&json!(0)), r#"intstr.IntOrString{Type:0, IntVal:0, StrVal:""}"#);
         assert_eq!(scalar(&json!(5)), "5");
+        assert_eq!(scalar(&Value::Null), "\"null\"");
         assert_eq!(scalar(&json!("x")), "\"x\"");
         assert_eq!(label_selector(&Value::Null), "\"null\"");
         assert_eq!(quote("a\"b\\c\n\u{1}\u{7f}é\u{a0}\u{200b}\u{1F600}"), r#""a\"b\\c\n\x01\x7fé\u00a0\u200b😀""#);

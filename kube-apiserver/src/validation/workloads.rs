@@ -658,9 +658,16 @@ mod tests {
         let mut d = deploy();
         d["spec"]["minReadySeconds"] = json!(700);
         assert_eq!(one(deployment(&d)), ("spec.progressDeadlineSeconds".into(), "Invalid value: 600: must be greater than minReadySeconds".into()));
+        // An empty selector selects everything, so only the selector itself is wrong.
         let mut d = deploy();
         d["spec"]["selector"] = json!({});
-        assert!(deployment(&d).iter().any(|c| c.message.ends_with("empty selector is invalid for deployment")));
+        assert_eq!(
+            one(deployment(&d)),
+            (
+                "spec.selector".into(),
+                "Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment".into()
+            )
+        );
     }
 
     #[test]
@@ -780,6 +787,146 @@ mod tests {
         let mut new = job_obj();
         new["spec"]["completions"] = json!(3);
         assert_eq!(one(job_update(&new, &old)), ("spec.completions".into(), "Invalid value: 3: field is immutable".into()));
+        // A removed pointer field prints as Go prints a nil pointer.
+        let mut new = job_obj();
+        new["spec"].as_object_mut().unwrap().remove("completions");
+        assert_eq!(one(job_update(&new, &old)), ("spec.completions".into(), "Invalid value: \"null\": field is immutable".into()));
+    }
+
+    fn all(causes: Vec<Cause>) -> Vec<(String, String, String)> {
+        causes.into_iter().map(|c| (c.field, c.reason, c.message)).collect()
+    }
+
+    fn c(field: &str, reason: &str, message: &str) -> (String, String, String) {
+        (field.into(), reason.into(), message.into())
+    }
+
+    #[test]
+    fn replica_set_templates_as_upstream() {
+        // activeDeadlineSeconds is forbidden in every long-running workload's template.
+        let mut d = deploy();
+        d["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(5);
+        assert_eq!(
+            all(deployment(&d)),
+            [c("spec.template.spec.activeDeadlineSeconds", "FieldValueForbidden", "Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported")]
+        );
+        // Template labels and annotations are reported without `metadata` in the path.
+        let mut d = deploy();
+        d["spec"]["template"]["metadata"]["annotations"] = json!({"bad key": "x"});
+        d["spec"]["template"]["spec"]["containers"][0].as_object_mut().unwrap().remove("image");
+        assert_eq!(
+            all(deployment(&d)),
+            [
+                c("spec.template.annotations", "FieldValueInvalid", &format!("Invalid value: \"bad key\": {}", crate::validation::QUALIFIED_NAME_MSG)),
+                c("spec.template.spec.containers[0].image", "FieldValueRequired", "Required value"),
+            ]
+        );
+        // A selector that cannot be converted skips the template checks.
+        let mut d = deploy();
+        d["spec"]["selector"] = json!({"matchLabels": {"app": "-web"}});
+        d["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+        assert_eq!(
+            all(deployment(&d)),
+            [
+                c("spec.selector.matchLabels", "FieldValueInvalid", &format!("Invalid value: \"-web\": {}", crate::validation::LABEL_VALUE_MSG)),
+                c(
+                    "spec.selector",
+                    "FieldValueInvalid",
+                    "Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"-web\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: invalid label selector"
+                ),
+            ]
+        );
+        // Percentages must match [0-9]+%; a string that is not one counts as 0.
+        let mut d = deploy();
+        d["spec"]["strategy"]["rollingUpdate"] = json!({"maxUnavailable": "x", "maxSurge": 0});
+        let bad = "Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"x\"}";
+        assert_eq!(
+            all(deployment(&d)),
+            [
+                c("spec.strategy.rollingUpdate.maxUnavailable", "FieldValueInvalid", &format!("{bad}: {PERCENT_MSG}")),
+                c("spec.strategy.rollingUpdate.maxUnavailable", "FieldValueInvalid", &format!("{bad}: may not be 0 when `maxSurge` is 0")),
+            ]
+        );
+        let mut d = deploy();
+        d["spec"]["strategy"]["rollingUpdate"]["maxSurge"] = json!("-5%");
+        assert_eq!(
+            all(deployment(&d)),
+            [c("spec.strategy.rollingUpdate.maxSurge", "FieldValueInvalid", &format!("Invalid value: intstr.IntOrString{{Type:1, IntVal:0, StrVal:\"-5%\"}}: {PERCENT_MSG}"))]
+        );
+        // An empty selector equals a missing one for immutability, as Go's semantic equality has it.
+        let old = deploy();
+        let mut new = deploy();
+        new["spec"]["selector"]["matchExpressions"] = json!([]);
+        assert!(deployment_update(&new, &old).is_empty());
+    }
+
+    #[test]
+    fn stateful_sets_check_only_template_metadata() {
+        let sts = json!({"spec": {"replicas": 1, "podManagementPolicy": "OrderedReady",
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+            "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}), "Always"), "serviceName": "s"}});
+        let mut bad = sts.clone();
+        bad["spec"]["template"]["spec"]["containers"] = json!([{"name": "Not_A_Label"}]);
+        assert!(stateful_set(&bad).is_empty(), "{:?}", stateful_set(&bad));
+        let mut bad = sts.clone();
+        bad["spec"]["template"]["metadata"]["labels"]["k"] = json!("-x");
+        bad["spec"]["ordinals"] = json!({"start": -1});
+        assert_eq!(
+            all(stateful_set(&bad)),
+            [
+                c("spec.ordinals.start", "FieldValueInvalid", "Invalid value: -1: must be greater than or equal to 0"),
+                c("spec.template.labels", "FieldValueInvalid", &format!("Invalid value: \"-x\": {}", crate::validation::LABEL_VALUE_MSG)),
+            ]
+        );
+        let mut bad = sts.clone();
+        bad["spec"].as_object_mut().unwrap().remove("selector");
+        assert_eq!(
+            all(stateful_set(&bad)),
+            [
+                c("spec.selector", "FieldValueRequired", "Required value"),
+                c("spec.template.metadata.labels", "FieldValueInvalid", &format!("Invalid value: map[string]string{{\"a\":\"b\"}}: {SELECTOR_MISMATCH}")),
+            ]
+        );
+        let mut bad = sts.clone();
+        bad["spec"]["updateStrategy"] = json!({"type": "OnDelete", "rollingUpdate": {"partition": 1}});
+        assert_eq!(
+            one(stateful_set(&bad)).1,
+            "Invalid value: apps.RollingUpdateStatefulSetStrategy{Partition:1, MaxUnavailable:(*intstr.IntOrString)(nil)}: only allowed for updateStrategy 'RollingUpdate'"
+        );
+    }
+
+    #[test]
+    fn daemon_set_selectors_and_rolling_updates() {
+        let ok = json!({"spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}), "Always"),
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}}});
+        // No selector is not "required" for a DaemonSet: it just matches nothing.
+        let mut ds = ok.clone();
+        ds["spec"].as_object_mut().unwrap().remove("selector");
+        assert_eq!(
+            all(daemon_set(&ds)),
+            [c("spec.template.metadata.labels", "FieldValueInvalid", &format!("Invalid value: map[string]string{{\"a\":\"b\"}}: {SELECTOR_MISMATCH}"))]
+        );
+        let mut ds = ok.clone();
+        ds["spec"]["updateStrategy"]["rollingUpdate"] = json!({"maxUnavailable": 1, "maxSurge": "10%"});
+        assert_eq!(
+            all(daemon_set(&ds)),
+            [c(
+                "spec.updateStrategy.rollingUpdate.maxSurge",
+                "FieldValueInvalid",
+                "Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"10%\"}: may not be set when maxUnavailable is non-zero"
+            )]
+        );
+        ds["spec"]["updateStrategy"]["rollingUpdate"] = json!({"maxUnavailable": "0%", "maxSurge": 0});
+        assert_eq!(
+            all(daemon_set(&ds)),
+            [c("spec.updateStrategy.rollingUpdate.maxUnavailable", "FieldValueRequired", "Required value: cannot be 0 when maxSurge is 0")]
+        );
+        let mut ds = ok.clone();
+        ds["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(5);
+        assert_eq!(
+            all(daemon_set(&ds)),
+            [c("spec.template.spec.activeDeadlineSeconds", "FieldValueForbidden", "Forbidden: activeDeadlineSeconds in DaemonSet is not Supported")]
+        );
     }
 
     #[test]
