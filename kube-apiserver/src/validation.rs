@@ -155,7 +155,8 @@ pub fn object_meta(obj: &Value, rule: NameRule, namespaced: bool) -> Vec<Cause> 
     let generate = meta["generateName"].as_str().unwrap_or("");
     // Names are generated before validation, so both are checked (as upstream does).
     if !generate.is_empty() {
-        causes.extend(name_with_field(rule, "metadata.generateName", generate, &mask_trailing_dash(generate)));
+        let checked = if rule == NameRule::PathSegment { generate.to_string() } else { mask_trailing_dash(generate) };
+        causes.extend(name_with_field(rule, "metadata.generateName", generate, &checked));
     }
     if name.is_empty() {
         causes.push(Cause::required("metadata.name", "name or generateName is required"));

@@ -162,16 +162,21 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-/// Definition name of a `$ref` node (`io.k8s.api.core.v1.ContainerPort`).
+/// Definition name of a `$ref` node (`io.k8s.api.core.v1.ContainerPort`), also when wrapped
+/// in a single `allOf` (OpenAPI v3 style).
 fn ref_name(node: &Value) -> Option<&str> {
-    let r = node.get("$ref").and_then(Value::as_str)?;
+    let r = node
+        .get("$ref")
+        .or_else(|| node.get("allOf").and_then(Value::as_array).and_then(|a| a.first()).and_then(|f| f.get("$ref")))
+        .and_then(Value::as_str)?;
     Some(r.trim_start_matches("#/definitions/").trim_start_matches("#/components/schemas/"))
 }
 
 /// Follow `$ref`s and single `allOf`s to the schema that describes the value.
 fn resolve(mut s: &'static Value) -> &'static Value {
     for _ in 0..16 {
-        if let Some(name) = ref_name(s) {
+        if let Some(name) = s.get("$ref").and_then(Value::as_str) {
+            let name = name.trim_start_matches("#/definitions/").trim_start_matches("#/components/schemas/");
             match crate::openapi::schemas().get(name) {
                 Some(t) => s = t,
                 None => return &Value::Null,
