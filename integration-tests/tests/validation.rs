@@ -534,9 +534,12 @@ async fn names_labels_selectors_quantities_and_types_get_upstream_errors() {
     assert_eq!(field, "metadata.labels");
     assert_eq!(message, "Invalid value: \"-bad\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')");
     let r = post(&s, CMS, &cm(json!({"name": "a1", "annotations": {"bad key": "v"}}))).await;
-    let (field, _, message, _) = only_cause(&r);
-    assert_eq!(field, "metadata.annotations");
-    assert!(message.starts_with("Invalid value: \"bad key\": name part must consist of alphanumeric characters"), "{message}");
+    assert_eq!(
+        only_cause(&r),
+        ("metadata.annotations".into(), "FieldValueInvalid".into(),
+         "Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into(),
+         "ConfigMap \"a1\" is invalid: metadata.annotations: Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into())
+    );
 
     // A deployment without a selector: required, and its template matches nothing.
     let mut d = deployment("nosel", "x", "web");
@@ -594,4 +597,129 @@ async fn names_labels_selectors_quantities_and_types_get_upstream_errors() {
         body["message"],
         "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field ContainerPort.spec.containers.ports.containerPort of type int32"
     );
+}
+
+/// (field, reason, message) of every cause of a 422.
+fn all_causes(resp: &(u16, Vec<String>, Value)) -> Vec<(String, String, String)> {
+    let (code, _, body) = resp;
+    assert_eq!(*code, 422, "{body}");
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    body["details"]["causes"].as_array().unwrap_or_else(|| panic!("no causes: {body}")).iter().map(|c| (s(&c["field"]), s(&c["reason"]), s(&c["message"]))).collect()
+}
+
+fn cause(field: &str, reason: &str, message: &str) -> (String, String, String) {
+    (field.into(), reason.into(), message.into())
+}
+
+/// A 400 whose message says the body cannot be decoded.
+fn decode_failure(resp: &(u16, Vec<String>, Value)) -> String {
+    let (code, _, body) = resp;
+    assert_eq!((*code, body["reason"].as_str()), (400, Some("BadRequest")), "{body}");
+    body["message"].as_str().unwrap_or("").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_rules_and_decode_errors_match_upstream() {
+    let s = ApiServer::start_default().await;
+    let apps = |kind: &str, spec: Value| json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "w"}, "spec": spec});
+    let template = json!({"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let mismatch = cause(
+        "spec.template.metadata.labels",
+        "FieldValueInvalid",
+        "Invalid value: map[string]string{\"app\":\"w\"}: `selector` does not match template `labels`",
+    );
+    let required = cause("spec.selector", "FieldValueRequired", "Required value");
+
+    // Without a selector: required for ReplicaSets and StatefulSets, and nothing is matched; a
+    // DaemonSet only reports the mismatch.
+    let r = post(&s, "/apis/apps/v1/namespaces/default/replicasets", &apps("ReplicaSet", json!({"template": template}))).await;
+    assert_eq!(all_causes(&r), [required.clone(), mismatch.clone()]);
+    let r = post(&s, "/apis/apps/v1/namespaces/default/statefulsets", &apps("StatefulSet", json!({"serviceName": "w", "template": template}))).await;
+    assert_eq!(all_causes(&r), [required.clone(), mismatch.clone()]);
+    let r = post(&s, "/apis/apps/v1/namespaces/default/daemonsets", &apps("DaemonSet", json!({"template": template}))).await;
+    assert_eq!(all_causes(&r), [mismatch.clone()]);
+    // An empty selector is a different error.
+    let r = post(&s, DEPLOYMENTS, &apps("Deployment", json!({"selector": {}, "template": template}))).await;
+    assert_eq!(
+        all_causes(&r),
+        [cause(
+            "spec.selector",
+            "FieldValueInvalid",
+            "Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"
+        )]
+    );
+
+    // Long-running workloads forbid activeDeadlineSeconds; template labels are on `spec.template.labels`.
+    let mut t = template.clone();
+    t["spec"]["activeDeadlineSeconds"] = json!(30);
+    t["metadata"]["labels"]["tier"] = json!("-web");
+    let r = post(&s, DEPLOYMENTS, &apps("Deployment", json!({"selector": {"matchLabels": {"app": "w"}}, "template": t}))).await;
+    assert_eq!(
+        all_causes(&r),
+        [
+            cause("spec.template.labels", "FieldValueInvalid", "Invalid value: \"-web\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"),
+            cause("spec.template.spec.activeDeadlineSeconds", "FieldValueForbidden", "Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported"),
+        ]
+    );
+    // v1.33 does not validate a StatefulSet's pod spec (its pods fail later instead).
+    let mut t = template.clone();
+    t["spec"]["containers"][0].as_object_mut().unwrap().remove("image");
+    let (code, _, body) = post(&s, "/apis/apps/v1/namespaces/default/statefulsets",
+        &apps("StatefulSet", json!({"serviceName": "w", "selector": {"matchLabels": {"app": "w"}}, "template": t}))).await;
+    assert_eq!(code, 201, "{body}");
+
+    // A pod's activeDeadlineSeconds may not be removed; Go prints the nil pointer as "null".
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "deadline"},
+        "spec": {"activeDeadlineSeconds": 60, "containers": [{"name": "c", "image": "busybox"}]}});
+    let (code, _, body) = post(&s, "/api/v1/namespaces/default/pods", &pod).await;
+    assert_eq!(code, 201, "{body}");
+    let r = send(&s, reqwest::Method::PATCH, "/api/v1/namespaces/default/pods/deadline", "application/merge-patch+json",
+        r#"{"spec":{"activeDeadlineSeconds":null}}"#.into()).await;
+    assert_eq!(
+        all_causes(&r),
+        [cause("spec.activeDeadlineSeconds", "FieldValueInvalid", "Invalid value: \"null\": must not update from a positive integer to nil value")]
+    );
+
+    // Decoding: int-or-strings read anything but a string as an int32, with the field's context.
+    let mut d = apps("Deployment", json!({"selector": {"matchLabels": {"app": "w"}}, "template": template,
+        "strategy": {"rollingUpdate": {"maxSurge": true}}}));
+    assert_eq!(
+        decode_failure(&post(&s, DEPLOYMENTS, &d).await),
+        "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal bool into Go struct field RollingUpdateDeployment.spec.strategy.rollingUpdate.maxSurge of type int32"
+    );
+    d["spec"]["strategy"] = json!({});
+    d["spec"]["replicas"] = json!(4_000_000_000u64);
+    assert_eq!(
+        decode_failure(&post(&s, DEPLOYMENTS, &d).await),
+        "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal number 4000000000 into Go struct field DeploymentSpec.spec.replicas of type int32"
+    );
+    // Named Go types, base64 data.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"limits": "1"}}]}});
+    assert_eq!(
+        decode_failure(&post(&s, "/api/v1/namespaces/default/pods", &pod).await),
+        "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field ResourceRequirements.spec.containers.resources.limits of type v1.ResourceList"
+    );
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "data": {"a": "not base64"}});
+    assert_eq!(
+        decode_failure(&post(&s, "/api/v1/namespaces/default/secrets", &secret).await),
+        "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3"
+    );
+    // A malformed quantity stops decoding, so it wins over an earlier wrong type.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t", "labels": {"a": 1}},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"limits": {"cpu": true}}}]}});
+    assert_eq!(
+        decode_failure(&post(&s, "/api/v1/namespaces/default/pods", &pod).await),
+        "Pod in version \"v1\" cannot be handled as a Pod: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    );
+    // Under fieldValidation=Strict a wrong type is fatal and reported before unknown fields.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "t"}, "bogus": 1, "data": {"a": 2}});
+    let r = send(&s, reqwest::Method::POST, "/api/v1/namespaces/default/configmaps?fieldValidation=Strict", "application/json", cm.to_string()).await;
+    assert_eq!(
+        decode_failure(&r),
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string"
+    );
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "t"}, "bogus": 1, "data": {"a": "2"}});
+    let r = send(&s, reqwest::Method::POST, "/api/v1/namespaces/default/configmaps?fieldValidation=Strict", "application/json", cm.to_string()).await;
+    assert_eq!(decode_failure(&r), "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"bogus\"");
 }

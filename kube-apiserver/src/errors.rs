@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::storage::StorageError;
+use crate::validation::go::quote;
 
 /// One field-level cause of an error (`details.causes[]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +22,7 @@ impl Cause {
     pub fn invalid(field: &str, value: &str, detail: &str) -> Self {
         Cause {
             reason: "FieldValueInvalid".into(),
-            message: format!("Invalid value: {}: {detail}", json!(value)),
+            message: format!("Invalid value: {}: {detail}", quote(value)),
             field: field.into(),
         }
     }
@@ -33,10 +34,10 @@ impl Cause {
         Cause { reason: "FieldValueForbidden".into(), message: format!("Forbidden: {detail}"), field: field.into() }
     }
     pub fn not_supported(field: &str, value: &str, supported: &[&str]) -> Self {
-        let list: Vec<String> = supported.iter().map(|s| json!(s).to_string()).collect();
+        let list: Vec<String> = supported.iter().map(|s| quote(s)).collect();
         Cause {
             reason: "FieldValueNotSupported".into(),
-            message: format!("Unsupported value: {}: supported values: {}", json!(value), list.join(", ")),
+            message: format!("Unsupported value: {}: supported values: {}", quote(value), list.join(", ")),
             field: field.into(),
         }
     }
@@ -46,7 +47,7 @@ impl Cause {
     }
     /// An unsupported value already rendered as Go prints it.
     pub fn not_supported_raw(field: &str, rendered: &str, supported: &[&str]) -> Self {
-        let list: Vec<String> = supported.iter().map(|s| json!(s).to_string()).collect();
+        let list: Vec<String> = supported.iter().map(|s| quote(s)).collect();
         Cause {
             reason: "FieldValueNotSupported".into(),
             message: format!("Unsupported value: {rendered}: supported values: {}", list.join(", ")),
@@ -54,7 +55,7 @@ impl Cause {
         }
     }
     pub fn not_found(field: &str, value: &str) -> Self {
-        Cause { reason: "FieldValueNotFound".into(), message: format!("Not found: {}", json!(value)), field: field.into() }
+        Cause { reason: "FieldValueNotFound".into(), message: format!("Not found: {}", quote(value)), field: field.into() }
     }
     pub fn too_long(field: &str, max: usize) -> Self {
         Cause {
@@ -64,7 +65,7 @@ impl Cause {
         }
     }
     pub fn duplicate(field: &str, value: &str) -> Self {
-        Cause { reason: "FieldValueDuplicate".into(), message: format!("Duplicate value: {}", json!(value)), field: field.into() }
+        Cause { reason: "FieldValueDuplicate".into(), message: format!("Duplicate value: {}", quote(value)), field: field.into() }
     }
     /// Upstream's "field: message" form used in the summary message.
     pub fn summary(&self) -> String {
@@ -100,7 +101,7 @@ pub enum ApiError {
     #[error("Operation cannot be fulfilled on {} \"{}\": {}", .target.group_resource(), .target.name, .message)]
     Conflict { target: Target, message: String },
     /// 422: `kind` is the object's Kind.
-    #[error("{} \"{}\" is invalid: {}", qualified_kind(.kind, &.target.group), .target.name, causes_summary(.causes))]
+    #[error("{} {} is invalid: {}", qualified_kind(.kind, &.target.group), quote(&.target.name), causes_summary(.causes))]
     Invalid { kind: String, target: Target, causes: Vec<Cause> },
     /// 409 from server-side apply: fields owned by other managers (causes say which).
     #[error("{message}")]

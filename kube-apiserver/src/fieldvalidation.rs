@@ -158,7 +158,7 @@ pub fn decode_checked_as(body: &[u8], content_type: &str, gvk: (&str, &str, &str
     };
     // A wrong type is fatal and reported before unknown or duplicate fields, as upstream.
     if opts.field_validation == Mode::Strict && (!checked.problems.is_empty() || !checked.yaml_duplicates.is_empty()) {
-        if let Some(e) = schema.and_then(|s| go_type_error(kind, s, &checked.value)) {
+        if let Some(e) = schema.and_then(|s| crate::validation::decode::decode_error(kind, s, &checked.value)) {
             return Err(ApiError::BadRequest(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {e}")));
         }
     }
@@ -348,29 +348,6 @@ fn walk(schema: Option<&'static Value>, value: &Value, path: &mut Vec<Seg>, out:
         }
         _ => {}
     }
-}
-
-/// Whether some `resource.Quantity` field of `value` (under `schema`) is malformed; upstream's
-/// decoder rejects such bodies with [`crate::validation::quantity::FORMAT_ERROR`].
-pub fn has_malformed_quantity(schema: &'static Value, value: &Value) -> bool {
-    fn is_quantity(s: &Value) -> bool {
-        s.get("$ref").and_then(Value::as_str).is_some_and(|r| r.ends_with("io.k8s.apimachinery.pkg.api.resource.Quantity"))
-    }
-    fn bad(schema: Option<&'static Value>, value: &Value) -> bool {
-        if schema.is_some_and(is_quantity) {
-            return match value {
-                Value::String(s) => crate::validation::quantity::parse(s).is_none(),
-                _ => false,
-            };
-        }
-        match (shape(schema), value) {
-            (Shape::Object { props, rest }, Value::Object(m)) => m.iter().any(|(k, v)| bad(props.get(k).or(rest), v)),
-            (Shape::MapOf(values), Value::Object(m)) => m.values().any(|v| bad(Some(values), v)),
-            (Shape::Array(items), Value::Array(a)) => a.iter().any(|v| bad(Some(items), v)),
-            _ => false,
-        }
-    }
-    bad(Some(schema), value)
 }
 
 fn quote(s: &str) -> String {
@@ -616,32 +593,6 @@ mod tests {
         root_schema("apps", "v1", "Deployment").expect("Deployment schema")
     }
 
-    #[test]
-    fn type_errors_as_go_words_them() {
-        let d = |spec: Value| serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": spec});
-        let err = |v: Value| go_type_error("Deployment", deployment(), &v);
-        assert_eq!(
-            err(d(serde_json::json!({"replicas": 1.5}))).as_deref(),
-            Some("json: cannot unmarshal number 1.5 into Go struct field DeploymentSpec.spec.replicas of type int32")
-        );
-        assert_eq!(
-            err(d(serde_json::json!({"template": {"spec": {"containers": [{"name": "c", "args": "x"}]}}}))).as_deref(),
-            Some("json: cannot unmarshal string into Go struct field Container.spec.template.spec.containers.args of type []string")
-        );
-        assert_eq!(
-            err(d(serde_json::json!({"paused": "yes"}))).as_deref(),
-            Some("json: cannot unmarshal string into Go struct field DeploymentSpec.spec.paused of type bool")
-        );
-        assert_eq!(
-            err(d(serde_json::json!({"template": "x"}))).as_deref(),
-            Some("json: cannot unmarshal string into Go struct field DeploymentSpec.spec.template of type v1.PodTemplateSpec")
-        );
-        // IntOrString and quantities take both forms; null is always accepted.
-        let ok = d(serde_json::json!({"strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}}, "replicas": null,
-            "template": {"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": 1, "memory": "1Gi"}}}]}}}));
-        assert_eq!(err(ok), None);
-    }
-
     const INVALID_JSON: &str = r#"{
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "a", "name": "b", "unknownMeta": 1, "labels": {"app": "nginx"}},
@@ -748,124 +699,7 @@ mod tests {
     }
 
     #[test]
-    fn quantities_are_checked_where_the_schema_says_so() {
-        let pod = root_schema("", "v1", "Pod").unwrap();
-        let ok = serde_json::json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "100m", "memory": "1Gi"}}}]}});
-        assert!(!has_malformed_quantity(pod, &ok));
-        let bad = serde_json::json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "lots"}}}]}});
-        assert!(has_malformed_quantity(pod, &bad));
-        // Not a quantity field: any string is fine.
-        let other = serde_json::json!({"metadata": {"labels": {"cpu": "lots"}}});
-        assert!(!has_malformed_quantity(pod, &other));
-    }
-
-    #[test]
     fn warning_header_escapes_quotes() {
         assert_eq!(warning_header(r#"unknown field "spec.foo""#), r#"299 - "unknown field \"spec.foo\"""#);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Type errors as Go's encoding/json words them
-
-/// The first value of `value` whose JSON type does not fit `schema`, as Go's
-/// `json.UnmarshalTypeError` prints it: `json: cannot unmarshal string into Go struct field
-/// ContainerPort.spec.containers.ports.containerPort of type int32`. `kind` names the root struct.
-pub fn go_type_error(kind: &str, schema: &'static Value, value: &Value) -> Option<String> {
-    let mut fields = Vec::new();
-    let (found, value_kind, go_type) = type_walk(schema, value, kind, &mut fields)?;
-    Some(format!("json: cannot unmarshal {value_kind} into Go struct field {found} of type {go_type}"))
-}
-
-/// Definition name of a `$ref` node (`io.k8s.api.core.v1.ContainerPort`).
-fn ref_name(node: &Value) -> Option<&str> {
-    let r = node.get("$ref").and_then(Value::as_str)?;
-    Some(r.trim_start_matches("#/definitions/").trim_start_matches("#/components/schemas/"))
-}
-
-/// Go's name for the type a schema node describes (`v1.PodSpec`, `[]string`, `map[string]string`).
-fn go_type(node: &'static Value) -> String {
-    if let Some(name) = ref_name(node) {
-        let mut parts = name.rsplit('.');
-        let (ty, pkg) = (parts.next().unwrap_or(name), parts.next().unwrap_or(""));
-        return format!("{pkg}.{ty}");
-    }
-    let s = resolve(node);
-    if let Some(items) = s.get("items") {
-        return format!("[]{}", go_type(items));
-    }
-    if let Some(values) = s.get("additionalProperties").filter(|v| v.is_object()) {
-        return format!("map[string]{}", go_type(values));
-    }
-    match (s["type"].as_str(), s["format"].as_str()) {
-        (Some("string"), _) => "string".into(),
-        (Some("integer"), Some(f @ ("int32" | "int64"))) => f.into(),
-        (Some("integer"), _) => "int".into(),
-        (Some("number"), _) => "float64".into(),
-        (Some("boolean"), _) => "bool".into(),
-        _ => "interface {}".into(),
-    }
-}
-
-/// JSON kinds as Go's decoder names them.
-fn json_kind(v: &Value) -> String {
-    match v {
-        Value::String(_) => "string".into(),
-        Value::Number(_) => "number".into(),
-        Value::Bool(_) => "bool".into(),
-        Value::Array(_) => "array".into(),
-        Value::Object(_) => "object".into(),
-        Value::Null => "null".into(),
-    }
-}
-
-/// (Struct.field.path, JSON kind, Go type) of the first mismatch under `node`.
-fn type_walk(node: &'static Value, value: &Value, owner: &str, fields: &mut Vec<String>) -> Option<(String, String, String)> {
-    if value.is_null() {
-        return None;
-    }
-    let here = |vk: String| Some((format!("{owner}.{}", fields.join(".")), vk, go_type(node)));
-    // Values with their own JSON forms.
-    if let Some(name) = ref_name(node) {
-        if name.ends_with(".Quantity") || name.ends_with(".IntOrString") {
-            return if value.is_string() || value.is_number() { None } else { here(json_kind(value)) };
-        }
-    }
-    let s = resolve(node);
-    if let Some(props) = s.get("properties").and_then(Value::as_object) {
-        let Value::Object(m) = value else { return here(json_kind(value)) };
-        let owner = ref_name(node).and_then(|n| n.rsplit('.').next()).unwrap_or(owner).to_string();
-        for (k, v) in m {
-            if let Some(child) = props.get(k) {
-                fields.push(k.clone());
-                let found = type_walk(child, v, &owner, fields);
-                fields.pop();
-                if found.is_some() {
-                    return found;
-                }
-            }
-        }
-        return None;
-    }
-    if let Some(values) = s.get("additionalProperties").filter(|v| v.is_object()) {
-        let Value::Object(m) = value else { return here(json_kind(value)) };
-        return m.values().find_map(|v| type_walk(values, v, owner, fields));
-    }
-    if let Some(items) = s.get("items") {
-        let Value::Array(a) = value else { return here(json_kind(value)) };
-        return a.iter().find_map(|v| type_walk(items, v, owner, fields));
-    }
-    let fits = match s["type"].as_str() {
-        Some("string") => value.is_string(),
-        Some("integer") => value.is_i64() || value.is_u64(),
-        Some("number") => value.is_number(),
-        Some("boolean") => value.is_boolean(),
-        _ => true,
-    };
-    match (fits, value) {
-        (true, _) => None,
-        // Go names a number it cannot put into an integer (fractional or too large).
-        (false, Value::Number(n)) if s["type"] == "integer" => here(format!("number {n}")),
-        (false, v) => here(json_kind(v)),
     }
 }

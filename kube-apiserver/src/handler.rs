@@ -440,21 +440,28 @@ impl App {
                 return respond(200, "text/plain; charset=utf-8", "ok");
             }
             "/openapi/v2" | "/openapi/v2/" => {
-                // kubectl asks for gnostic's protobuf form; other clients for JSON.
-                // Clients may still ask with the deprecated '@' form; the answer uses the one
-                // Go's mime parser accepts.
-                const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
-                let wants_protobuf = accept.split(',').map(|a| a.split(';').next().unwrap_or("").trim()).any(|a| {
-                    a == PROTOBUF || a == "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
-                });
-                let mut resp = if wants_protobuf {
-                    respond(200, PROTOBUF, self.openapi.v2_protobuf().clone())
-                } else if accept.is_empty() || accept.contains("json") || accept.contains("*/*") {
-                    respond(200, "application/json", self.openapi.v2().clone())
-                } else {
-                    return error_response(&ApiError::NotAcceptable(
-                        "only application/json and application/com.github.proto-openapi.spec.v2@v1.0+protobuf are served for /openapi/v2".into(),
-                    ));
+                // JSON, or gnostic's protobuf form that kubectl asks for; both share one ETag.
+                use crate::openapi::V2Answer;
+                let header_text = |name| req.headers().get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+                let answer = self.openapi.v2_answer(&accept, header_text(header::IF_NONE_MATCH), header_text(header::IF_MODIFIED_SINCE));
+                let mut resp = match answer {
+                    V2Answer::Document { content_type, body } => {
+                        let mut resp = respond(200, content_type, body.clone());
+                        if let Ok(date) = header::HeaderValue::from_str(&self.openapi.v2_last_modified()) {
+                            resp.headers_mut().insert(header::LAST_MODIFIED, date);
+                        }
+                        resp
+                    }
+                    V2Answer::NotModified => Response::builder()
+                        .status(304)
+                        .header(header::CACHE_CONTROL, "no-cache, private")
+                        .body(full(Bytes::new()))
+                        .expect("valid response"),
+                    V2Answer::NotAcceptable => {
+                        return error_response(&ApiError::NotAcceptable(
+                            "only application/json and application/com.github.proto-openapi.spec.v2@v1.0+protobuf are served for /openapi/v2".into(),
+                        ));
+                    }
                 };
                 if let Ok(etag) = header::HeaderValue::from_str(&format!("\"{}\"", self.openapi.v2_hash())) {
                     resp.headers_mut().insert(header::ETAG, etag);

@@ -253,6 +253,19 @@ pub struct OpenApi {
     v2: Document,
     /// The v2 document as gnostic protobuf, made on first request.
     v2_protobuf: std::sync::OnceLock<Bytes>,
+    /// When the documents were built: `/openapi/v2`'s Last-Modified.
+    built: jiff::Timestamp,
+}
+
+/// How `/openapi/v2` answers one request.
+#[derive(Debug)]
+pub enum V2Answer<'a> {
+    /// 200 with the document in the negotiated form.
+    Document { content_type: &'static str, body: &'a Bytes },
+    /// 304: the client's copy is current (by ETag, or by date without an ETag).
+    NotModified,
+    /// 406: the client takes neither JSON nor protobuf.
+    NotAcceptable,
 }
 
 impl OpenApi {
@@ -295,6 +308,7 @@ impl OpenApi {
             v3,
             v2: Document::new(&v2),
             v2_protobuf: std::sync::OnceLock::new(),
+            built: jiff::Timestamp::now(),
         };
         tracing::debug!(elapsed = ?started.elapsed(), "built OpenAPI documents");
         api
@@ -343,6 +357,36 @@ impl OpenApi {
     /// The hash of the v2 document (a suitable ETag).
     pub fn v2_hash(&self) -> &str {
         &self.v2.hash
+    }
+
+    /// The v2 document's Last-Modified value (its build time, as an HTTP date).
+    pub fn v2_last_modified(&self) -> String {
+        jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&self.built).unwrap_or_default()
+    }
+
+    /// Answer a request for `/openapi/v2` as upstream does: the form by `Accept`, then the
+    /// conditional headers as Go's `http.ServeContent` reads them (`If-None-Match` against the
+    /// ETag, which both forms share, and only without it `If-Modified-Since`).
+    pub fn v2_answer(&self, accept: &str, if_none_match: Option<&str>, if_modified_since: Option<&str>) -> V2Answer<'_> {
+        let Some(format) = proto_v2::negotiate(accept) else {
+            return V2Answer::NotAcceptable;
+        };
+        let current = match if_none_match {
+            Some(tags) => {
+                let etag = format!("\"{}\"", self.v2.hash);
+                tags.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == etag)
+            }
+            None => if_modified_since
+                .and_then(|date| jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(date.trim()).ok())
+                .is_some_and(|since| self.built.as_second() <= since.as_second()),
+        };
+        if current {
+            return V2Answer::NotModified;
+        }
+        match format {
+            proto_v2::Format::Json => V2Answer::Document { content_type: "application/json", body: self.v2() },
+            proto_v2::Format::Protobuf => V2Answer::Document { content_type: proto_v2::CONTENT_TYPE, body: self.v2_protobuf() },
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! kubectl users read these messages, so they are kept word for word.
 
 pub mod core_kinds;
+pub mod decode;
 pub mod go;
 pub mod pod;
 pub mod quantity;
@@ -12,11 +13,11 @@ use serde_json::Value;
 use crate::errors::Cause;
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
-const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
-const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
-const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+pub(crate) const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+pub(crate) const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+pub(crate) const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+pub(crate) const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+pub(crate) const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
 
 /// How a kind's names are validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,14 +153,13 @@ pub fn object_meta(obj: &Value, rule: NameRule, namespaced: bool) -> Vec<Cause> 
     let meta = &obj["metadata"];
     let name = meta["name"].as_str().unwrap_or("");
     let generate = meta["generateName"].as_str().unwrap_or("");
+    // Names are generated before validation, so both are checked (as upstream does).
+    if !generate.is_empty() {
+        let checked = if rule == NameRule::PathSegment { generate.to_string() } else { mask_trailing_dash(generate) };
+        causes.extend(name_with_field(rule, "metadata.generateName", generate, &checked));
+    }
     if name.is_empty() {
-        if generate.is_empty() {
-            causes.push(Cause::required("metadata.name", "name or generateName is required"));
-        } else {
-            // The generated suffix is alphanumeric; validate the prefix as a name with a suffix.
-            let probe = format!("{generate}a");
-            causes.extend(name_with_field(rule, "metadata.generateName", generate, &probe));
-        }
+        causes.push(Cause::required("metadata.name", "name or generateName is required"));
     } else {
         causes.extend(self::name(rule, "metadata.name", name));
     }
@@ -172,41 +172,53 @@ pub fn object_meta(obj: &Value, rule: NameRule, namespaced: bool) -> Vec<Cause> 
     } else if meta["namespace"].as_str().is_some_and(|ns| !ns.is_empty()) {
         causes.push(Cause::forbidden("metadata.namespace", "not allowed on this type"));
     }
-    if let Some(labels) = meta["labels"].as_object() {
-        for (k, v) in labels {
-            for m in qualified_name(k) {
-                causes.push(Cause::invalid("metadata.labels", k, &m));
-            }
-            let v = v.as_str().unwrap_or("");
-            for m in label_value(v) {
-                causes.push(Cause::invalid(&format!("metadata.labels"), v, &m));
-            }
+    causes.extend(pod::labels(&meta["labels"], "metadata.labels"));
+    causes.extend(annotations(&meta["annotations"], "metadata.annotations"));
+    let fins: Vec<&str> = meta["finalizers"].as_array().into_iter().flatten().map(|f| f.as_str().unwrap_or("")).collect();
+    for f in &fins {
+        for m in qualified_name(f) {
+            causes.push(Cause::invalid("metadata.finalizers", f, &m));
         }
     }
-    if let Some(ann) = meta["annotations"].as_object() {
-        let mut total = 0;
-        for (k, v) in ann {
-            for m in qualified_name(&k.to_lowercase()) {
-                causes.push(Cause::invalid("metadata.annotations", k, &m));
-            }
-            total += k.len() + v.as_str().map(str::len).unwrap_or(0);
-        }
-        if total > TOTAL_ANNOTATION_SIZE_LIMIT {
-            causes.push(Cause {
-                reason: "FieldValueTooLong".into(),
-                message: format!("Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"),
-                field: "metadata.annotations".into(),
-            });
-        }
+    if fins.contains(&"orphan") && fins.contains(&"foregroundDeletion") {
+        let list: Vec<String> = fins.iter().map(|f| go::quote(f)).collect();
+        causes.push(Cause::invalid_raw(
+            "metadata.finalizers",
+            &format!("[]string{{{}}}", list.join(", ")),
+            "finalizer orphan and foregroundDeletion cannot be both set",
+        ));
     }
-    if let Some(fins) = meta["finalizers"].as_array() {
-        for (i, f) in fins.iter().enumerate() {
-            let f = f.as_str().unwrap_or("");
-            let field = format!("metadata.finalizers[{i}]");
-            for m in qualified_name(f) {
-                causes.push(Cause::invalid(&field, f, &m));
-            }
+    causes
+}
+
+/// Upstream's `maskTrailingDash` for generated-name prefixes: a trailing dash (and the
+/// character before it) become one letter, so the prefix validates as a name.
+fn mask_trailing_dash(prefix: &str) -> String {
+    if prefix.len() > 1 && prefix.ends_with('-') {
+        let mut cut = prefix.len() - 2;
+        while !prefix.is_char_boundary(cut) {
+            cut -= 1;
         }
+        format!("{}a", &prefix[..cut])
+    } else {
+        prefix.to_string()
+    }
+}
+
+/// `ValidateAnnotations`: keys are qualified names (case-insensitively), and all of them
+/// together at most 256 KiB; causes on `field`.
+pub fn annotations(v: &Value, field: &str) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let Some(ann) = v.as_object() else { return causes };
+    let mut total = 0;
+    for (k, v) in ann {
+        for m in qualified_name(&k.to_lowercase()) {
+            causes.push(Cause::invalid(field, k, &m));
+        }
+        total += k.len() + v.as_str().map(str::len).unwrap_or(0);
+    }
+    if total > TOTAL_ANNOTATION_SIZE_LIMIT {
+        causes.push(Cause::too_long(field, TOTAL_ANNOTATION_SIZE_LIMIT));
     }
     causes
 }
@@ -215,7 +227,7 @@ fn name_with_field(rule: NameRule, field: &str, shown: &str, checked: &str) -> V
     self::name(rule, field, checked)
         .into_iter()
         .map(|mut c| {
-            c.message = c.message.replacen(&serde_json::json!(checked).to_string(), &serde_json::json!(shown).to_string(), 1);
+            c.message = c.message.replacen(&go::quote(checked), &go::quote(shown), 1);
             c
         })
         .collect()
@@ -231,45 +243,126 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn qualified(prefix: &str) -> String {
+        format!("{prefix}{QUALIFIED_NAME_MSG}")
+    }
+
     #[test]
     fn subdomains() {
-        assert!(dns1123_subdomain("a.b-c.d1").is_empty());
-        assert!(!dns1123_subdomain("Bad_Name").is_empty());
-        assert!(!dns1123_subdomain("-a").is_empty());
-        assert!(!dns1123_subdomain("a..b").is_empty());
-        assert!(!dns1123_subdomain(&"a".repeat(254)).is_empty());
+        assert_eq!(dns1123_subdomain("a.b-c.d1"), Vec::<String>::new());
+        for bad in ["Bad_Name", "-a", "a-", "a..b", ".a", ""] {
+            assert_eq!(dns1123_subdomain(bad), [DNS1123_SUBDOMAIN_MSG], "{bad}");
+        }
+        assert_eq!(dns1123_subdomain(&"a".repeat(253)), Vec::<String>::new());
+        assert_eq!(dns1123_subdomain(&"a".repeat(254)), ["must be no more than 253 characters"]);
+        assert_eq!(dns1123_subdomain(&format!("{}_", "a".repeat(254))), ["must be no more than 253 characters", DNS1123_SUBDOMAIN_MSG]);
     }
 
     #[test]
     fn labels_and_1035() {
-        assert!(dns1123_label("1abc").is_empty());
-        assert!(!dns1035_label("1abc").is_empty());
-        assert!(dns1035_label("abc-1").is_empty());
-        assert!(!dns1123_label("a.b").is_empty());
+        assert_eq!(dns1123_label("1abc"), Vec::<String>::new());
+        assert_eq!(dns1035_label("1abc"), [DNS1035_LABEL_MSG]);
+        assert_eq!(dns1035_label("abc-1"), Vec::<String>::new());
+        assert_eq!(dns1123_label("a.b"), [DNS1123_LABEL_MSG]);
+        assert_eq!(dns1123_label(&"a".repeat(64)), ["must be no more than 63 characters"]);
+        assert_eq!(path_segment_name(".."), ["may not be '..'"]);
+        assert_eq!(path_segment_name("a/b%c"), ["may not contain '/'", "may not contain '%'"]);
     }
 
     #[test]
     fn qualified_names() {
-        assert!(qualified_name("app").is_empty());
-        assert!(qualified_name("example.com/My_Name").is_empty());
-        assert!(!qualified_name("bad key").is_empty());
-        assert!(!qualified_name("/x").is_empty());
-        assert!(!qualified_name("a/b/c").is_empty());
-        assert!(label_value("").is_empty());
-        assert!(!label_value("-x").is_empty());
+        assert_eq!(qualified_name("app"), Vec::<String>::new());
+        assert_eq!(qualified_name("example.com/My_Name"), Vec::<String>::new());
+        assert_eq!(qualified_name("bad key"), [qualified("")]);
+        assert_eq!(qualified_name("/x"), ["prefix part must be non-empty"]);
+        assert_eq!(qualified_name("x/"), ["name part must be non-empty"]);
+        assert_eq!(
+            qualified_name("a/b/c"),
+            [format!("{QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')")]
+        );
+        assert_eq!(qualified_name("Example.com/x"), [format!("prefix part {DNS1123_SUBDOMAIN_MSG}")]);
+        assert_eq!(qualified_name(&"a".repeat(64)), ["name part must be no more than 63 characters"]);
+        assert_eq!(label_value(""), Vec::<String>::new());
+        assert_eq!(label_value("-x"), [LABEL_VALUE_MSG]);
+        assert_eq!(label_value(&"a".repeat(64)), ["must be no more than 63 characters"]);
+    }
+
+    /// (field, reason, message) of each cause.
+    fn causes(obj: Value, rule: NameRule) -> Vec<(String, String, String)> {
+        object_meta(&obj, rule, true).into_iter().map(|c| (c.field, c.reason, c.message)).collect()
+    }
+
+    fn cause(field: &str, reason: &str, message: &str) -> (String, String, String) {
+        (field.into(), reason.into(), message.into())
     }
 
     #[test]
     fn meta_causes() {
-        let c = object_meta(&json!({"metadata": {"name": "Bad_Name"}}), NameRule::Dns1123Subdomain, true);
-        assert_eq!(c.len(), 1);
-        assert_eq!(c[0].field, "metadata.name");
-        assert!(c[0].message.starts_with("Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"));
-        let c = object_meta(&json!({"metadata": {}}), NameRule::Dns1123Subdomain, true);
-        assert_eq!(c[0].message, "Required value: name or generateName is required");
-        let c = object_meta(&json!({"metadata": {"generateName": "web-"}}), NameRule::Dns1123Subdomain, true);
-        assert!(c.is_empty());
-        let c = object_meta(&json!({"metadata": {"name": "a", "labels": {"ok": "-bad"}}}), NameRule::Dns1123Subdomain, true);
-        assert_eq!(c[0].field, "metadata.labels");
+        let sub = NameRule::Dns1123Subdomain;
+        assert_eq!(
+            causes(json!({"metadata": {"name": "Bad_Name"}}), sub),
+            [cause("metadata.name", "FieldValueInvalid", &format!("Invalid value: \"Bad_Name\": {DNS1123_SUBDOMAIN_MSG}"))]
+        );
+        assert_eq!(
+            causes(json!({"metadata": {"name": "my.svc"}}), NameRule::Dns1035Label),
+            [cause("metadata.name", "FieldValueInvalid", &format!("Invalid value: \"my.svc\": {DNS1035_LABEL_MSG}"))]
+        );
+        assert_eq!(
+            causes(json!({"metadata": {}}), sub),
+            [cause("metadata.name", "FieldValueRequired", "Required value: name or generateName is required")]
+        );
+        // Generated names are checked with their prefix (a trailing dash masked) and in full.
+        assert_eq!(causes(json!({"metadata": {"generateName": "web-", "name": "web-x1y2z"}}), sub), []);
+        assert_eq!(
+            causes(json!({"metadata": {"generateName": "Web-", "name": "Web-x1y2z"}}), sub),
+            [
+                cause("metadata.generateName", "FieldValueInvalid", &format!("Invalid value: \"Web-\": {DNS1123_SUBDOMAIN_MSG}")),
+                cause("metadata.name", "FieldValueInvalid", &format!("Invalid value: \"Web-x1y2z\": {DNS1123_SUBDOMAIN_MSG}")),
+            ]
+        );
+        assert_eq!(
+            causes(json!({"metadata": {"name": "a", "labels": {"ok": "-bad", "bad key": "v"}}}), sub),
+            [
+                cause("metadata.labels", "FieldValueInvalid", &format!("Invalid value: \"bad key\": {}", qualified(""))),
+                cause("metadata.labels", "FieldValueInvalid", &format!("Invalid value: \"-bad\": {LABEL_VALUE_MSG}")),
+            ]
+        );
+        // Annotation keys are case-insensitive.
+        assert_eq!(
+            causes(json!({"metadata": {"name": "a", "annotations": {"Example.com/OK": "", "bad key": "v"}}}), sub),
+            [cause("metadata.annotations", "FieldValueInvalid", &format!("Invalid value: \"bad key\": {}", qualified("")))]
+        );
+        let big = "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT);
+        assert_eq!(
+            causes(json!({"metadata": {"name": "a", "annotations": {"k": big}}}), sub),
+            [cause("metadata.annotations", "FieldValueTooLong", "Too long: may not be more than 262144 bytes")]
+        );
+        assert_eq!(
+            causes(json!({"metadata": {"name": "a", "namespace": "Bad"}}), sub),
+            [cause("metadata.namespace", "FieldValueInvalid", &format!("Invalid value: \"Bad\": {DNS1123_LABEL_MSG}"))]
+        );
+        assert_eq!(
+            object_meta(&json!({"metadata": {"name": "a", "namespace": "x"}}), sub, false)[0].message,
+            "Forbidden: not allowed on this type"
+        );
+        assert_eq!(
+            causes(json!({"metadata": {"name": "a", "finalizers": ["bad/fin/x", "orphan", "foregroundDeletion"]}}), sub),
+            [
+                cause("metadata.finalizers", "FieldValueInvalid", &format!("Invalid value: \"bad/fin/x\": {QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')")),
+                cause("metadata.finalizers", "FieldValueInvalid", "Invalid value: []string{\"bad/fin/x\", \"orphan\", \"foregroundDeletion\"}: finalizer orphan and foregroundDeletion cannot be both set"),
+            ]
+        );
+    }
+
+    #[test]
+    fn values_are_quoted_as_go_does() {
+        assert_eq!(
+            causes(json!({"metadata": {"name": "a\tb"}}), NameRule::PathSegment),
+            Vec::<(String, String, String)>::new()
+        );
+        assert_eq!(
+            causes(json!({"metadata": {"name": "tab\tname"}}), NameRule::Dns1123Subdomain)[0].2,
+            format!("Invalid value: \"tab\\tname\": {DNS1123_SUBDOMAIN_MSG}")
+        );
     }
 }

@@ -9,6 +9,63 @@
 use prost::Message;
 use serde_json::{Map, Value};
 
+/// The media type of the protobuf form, as upstream answers it (also for requests that use the
+/// deprecated `...spec.v2@v1.0+protobuf` spelling, which Go's mime parser rejects).
+pub const CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+const SUBTYPE: &str = "com.github.proto-openapi.spec.v2.v1.0+protobuf";
+const SUBTYPE_DEPRECATED: &str = "com.github.proto-openapi.spec.v2@v1.0+protobuf";
+
+/// The forms `/openapi/v2` is served in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Protobuf,
+}
+
+/// Pick the form for an `Accept` header as upstream's handler does: clauses ordered by `q`
+/// (specific types before wildcards), each tried against JSON, then protobuf; the first match
+/// wins. No match means 406.
+pub fn negotiate(accept: &str) -> Option<Format> {
+    let accept = if accept.trim().is_empty() { "*/*" } else { accept };
+    let mut clauses: Vec<(f64, &str, &str)> = accept
+        .split(',')
+        .map(|clause| {
+            let mut parts = clause.split(';');
+            let range = parts.next().unwrap_or("").trim();
+            let (ty, sub) = match range.split_once('/') {
+                Some((ty, sub)) => (ty.trim(), sub.trim()),
+                None if range == "*" => ("*", "*"),
+                None => (range, ""),
+            };
+            // A `q` that does not parse counts as 0, as in Go's goautoneg.
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim() == "q")
+                .map_or(1.0, |(_, v)| v.trim().parse::<f64>().unwrap_or(0.0));
+            (q, ty, sub)
+        })
+        .collect();
+    // goautoneg's ordering, which is not a total order (a specific type goes before a wildcard
+    // even with a lower q), applied by insertion as Go's sort does for short lists.
+    let before = |a: &(f64, &str, &str), b: &(f64, &str, &str)| {
+        a.0 > b.0 || (a.1 != "*" && b.1 == "*") || (a.2 != "*" && b.2 == "*")
+    };
+    for i in 1..clauses.len() {
+        let mut j = i;
+        while j > 0 && before(&clauses[j], &clauses[j - 1]) {
+            clauses.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+    let served = [("json", Format::Json), (SUBTYPE_DEPRECATED, Format::Protobuf), (SUBTYPE, Format::Protobuf)];
+    clauses.iter().find_map(|&(_, ty, sub)| {
+        served
+            .iter()
+            .find(|(s, _)| (ty == "application" || ty == "*") && (sub == *s || sub == "*"))
+            .map(|&(_, format)| format)
+    })
+}
+
 #[derive(Clone, PartialEq, Message)]
 pub struct Document {
     #[prost(string, tag = "1")]
@@ -736,6 +793,400 @@ pub fn encode(v: &Value) -> Vec<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    // ---- protobuf → JSON, to check the served document loses nothing ----
+
+    fn back_any(a: &Any) -> Value {
+        serde_json::from_str(&a.yaml).unwrap_or_else(|e| panic!("Any.yaml {:?}: {e}", a.yaml))
+    }
+
+    fn put_text(m: &mut Map<String, Value>, key: &str, v: &str) {
+        if !v.is_empty() {
+            m.insert(key.into(), v.into());
+        }
+    }
+
+    fn put_list(m: &mut Map<String, Value>, key: &str, v: Vec<Value>) {
+        if !v.is_empty() {
+            m.insert(key.into(), Value::Array(v));
+        }
+    }
+
+    fn put_flag(m: &mut Map<String, Value>, key: &str, v: bool) {
+        if v {
+            m.insert(key.into(), true.into());
+        }
+    }
+
+    fn put_extensions(m: &mut Map<String, Value>, ext: &[NamedAny]) {
+        for e in ext {
+            m.insert(e.name.clone(), back_any(e.value.as_ref().expect("extension value")));
+        }
+    }
+
+    fn strs(v: &[String]) -> Vec<Value> {
+        v.iter().map(|s| Value::from(s.as_str())).collect()
+    }
+
+    fn back_schema(s: &Schema) -> Value {
+        let mut m = Map::new();
+        put_text(&mut m, "$ref", &s.r#ref);
+        put_text(&mut m, "format", &s.format);
+        put_text(&mut m, "title", &s.title);
+        put_text(&mut m, "description", &s.description);
+        if let Some(d) = &s.default {
+            m.insert("default".into(), back_any(d));
+        }
+        put_list(&mut m, "required", strs(&s.required));
+        put_list(&mut m, "enum", s.r#enum.iter().map(back_any).collect());
+        match s.additional_properties.as_deref().and_then(|a| a.oneof.as_ref()) {
+            Some(additional_properties_item::Oneof::Schema(a)) => {
+                m.insert("additionalProperties".into(), back_schema(a));
+            }
+            Some(additional_properties_item::Oneof::Boolean(b)) => {
+                m.insert("additionalProperties".into(), (*b).into());
+            }
+            None => {}
+        }
+        match s.r#type.as_ref().map(|t| t.value.as_slice()) {
+            Some([one]) => {
+                m.insert("type".into(), one.as_str().into());
+            }
+            Some(many) => put_list(&mut m, "type", strs(many)),
+            None => {}
+        }
+        match s.items.as_ref().map(|i| i.schema.as_slice()) {
+            Some([one]) => {
+                m.insert("items".into(), back_schema(one));
+            }
+            Some(many) => put_list(&mut m, "items", many.iter().map(back_schema).collect()),
+            None => {}
+        }
+        put_list(&mut m, "allOf", s.all_of.iter().map(back_schema).collect());
+        if let Some(p) = &s.properties {
+            let props = p.additional_properties.iter().map(|p| (p.name.clone(), back_schema(p.value.as_ref().unwrap())));
+            m.insert("properties".into(), Value::Object(props.collect()));
+        }
+        put_flag(&mut m, "readOnly", s.read_only);
+        if let Some(e) = &s.example {
+            m.insert("example".into(), back_any(e));
+        }
+        put_extensions(&mut m, &s.vendor_extension);
+        Value::Object(m)
+    }
+
+    fn back_items(i: &PrimitivesItems) -> Value {
+        let mut m = Map::new();
+        put_text(&mut m, "type", &i.r#type);
+        put_text(&mut m, "format", &i.format);
+        if let Some(nested) = &i.items {
+            m.insert("items".into(), back_items(nested));
+        }
+        put_text(&mut m, "collectionFormat", &i.collection_format);
+        Value::Object(m)
+    }
+
+    fn back_parameter(p: &ParametersItem) -> Value {
+        let mut m = Map::new();
+        match p.oneof.as_ref().expect("parameter") {
+            parameters_item::Oneof::JsonReference(r) => {
+                put_text(&mut m, "$ref", &r.r#ref);
+                put_text(&mut m, "description", &r.description);
+            }
+            parameters_item::Oneof::Parameter(Parameter { oneof: Some(parameter::Oneof::BodyParameter(b)) }) => {
+                put_text(&mut m, "description", &b.description);
+                put_text(&mut m, "name", &b.name);
+                put_text(&mut m, "in", &b.r#in);
+                put_flag(&mut m, "required", b.required);
+                if let Some(s) = &b.schema {
+                    m.insert("schema".into(), back_schema(s));
+                }
+                put_extensions(&mut m, &b.vendor_extension);
+            }
+            parameters_item::Oneof::Parameter(Parameter {
+                oneof: Some(parameter::Oneof::NonBodyParameter(NonBodyParameter { oneof: Some(sub) })),
+            }) => {
+                let (q, empty) = match sub {
+                    non_body_parameter::Oneof::QueryParameterSubSchema(q) => {
+                        assert_eq!(q.r#in, "query");
+                        let path = PathParameterSubSchema {
+                            required: q.required,
+                            r#in: q.r#in.clone(),
+                            description: q.description.clone(),
+                            name: q.name.clone(),
+                            r#type: q.r#type.clone(),
+                            format: q.format.clone(),
+                            items: q.items.clone(),
+                            collection_format: q.collection_format.clone(),
+                            unique_items: q.unique_items,
+                            r#enum: q.r#enum.clone(),
+                            vendor_extension: q.vendor_extension.clone(),
+                        };
+                        (path, q.allow_empty_value)
+                    }
+                    non_body_parameter::Oneof::PathParameterSubSchema(p) => {
+                        assert_eq!(p.r#in, "path");
+                        (p.clone(), false)
+                    }
+                    non_body_parameter::Oneof::HeaderParameterSubSchema(h) => {
+                        assert_eq!(h.r#in, "header");
+                        (h.clone(), false)
+                    }
+                };
+                put_flag(&mut m, "required", q.required);
+                put_text(&mut m, "in", &q.r#in);
+                put_text(&mut m, "description", &q.description);
+                put_text(&mut m, "name", &q.name);
+                put_flag(&mut m, "allowEmptyValue", empty);
+                put_text(&mut m, "type", &q.r#type);
+                put_text(&mut m, "format", &q.format);
+                if let Some(items) = &q.items {
+                    m.insert("items".into(), back_items(items));
+                }
+                put_text(&mut m, "collectionFormat", &q.collection_format);
+                put_flag(&mut m, "uniqueItems", q.unique_items);
+                put_list(&mut m, "enum", q.r#enum.iter().map(back_any).collect());
+                put_extensions(&mut m, &q.vendor_extension);
+            }
+            other => panic!("parameter {other:?}"),
+        }
+        Value::Object(m)
+    }
+
+    fn back_operation(o: &Operation) -> Value {
+        let mut m = Map::new();
+        put_list(&mut m, "tags", strs(&o.tags));
+        put_text(&mut m, "summary", &o.summary);
+        put_text(&mut m, "description", &o.description);
+        put_text(&mut m, "operationId", &o.operation_id);
+        put_list(&mut m, "produces", strs(&o.produces));
+        put_list(&mut m, "consumes", strs(&o.consumes));
+        put_list(&mut m, "parameters", o.parameters.iter().map(back_parameter).collect());
+        if let Some(r) = &o.responses {
+            let mut codes = Map::new();
+            for code in &r.response_code {
+                let mut c = Map::new();
+                match code.value.as_ref().and_then(|v| v.oneof.as_ref()).expect("response") {
+                    response_value::Oneof::Response(resp) => {
+                        put_text(&mut c, "description", &resp.description);
+                        if let Some(s) = resp.schema.as_ref().and_then(|s| s.schema.as_ref()) {
+                            c.insert("schema".into(), back_schema(s));
+                        }
+                        put_extensions(&mut c, &resp.vendor_extension);
+                    }
+                    response_value::Oneof::JsonReference(j) => put_text(&mut c, "$ref", &j.r#ref),
+                }
+                codes.insert(code.name.clone(), Value::Object(c));
+            }
+            put_extensions(&mut codes, &r.vendor_extension);
+            m.insert("responses".into(), Value::Object(codes));
+        }
+        put_list(&mut m, "schemes", strs(&o.schemes));
+        put_flag(&mut m, "deprecated", o.deprecated);
+        put_extensions(&mut m, &o.vendor_extension);
+        Value::Object(m)
+    }
+
+    fn back_document(d: &Document) -> Value {
+        let mut m = Map::new();
+        put_text(&mut m, "swagger", &d.swagger);
+        if let Some(i) = &d.info {
+            let mut info = Map::new();
+            put_text(&mut info, "title", &i.title);
+            put_text(&mut info, "version", &i.version);
+            put_text(&mut info, "description", &i.description);
+            m.insert("info".into(), Value::Object(info));
+        }
+        put_text(&mut m, "host", &d.host);
+        put_text(&mut m, "basePath", &d.base_path);
+        put_list(&mut m, "schemes", strs(&d.schemes));
+        put_list(&mut m, "consumes", strs(&d.consumes));
+        put_list(&mut m, "produces", strs(&d.produces));
+        if let Some(paths) = &d.paths {
+            let mut out = Map::new();
+            for p in &paths.path {
+                let item = p.value.as_ref().expect("path item");
+                let mut i = Map::new();
+                put_text(&mut i, "$ref", &item.r#ref);
+                let ops = [
+                    ("get", &item.get),
+                    ("put", &item.put),
+                    ("post", &item.post),
+                    ("delete", &item.delete),
+                    ("options", &item.options),
+                    ("head", &item.head),
+                    ("patch", &item.patch),
+                ];
+                for (method, op) in ops {
+                    if let Some(op) = op {
+                        i.insert(method.into(), back_operation(op));
+                    }
+                }
+                put_list(&mut i, "parameters", item.parameters.iter().map(back_parameter).collect());
+                put_extensions(&mut i, &item.vendor_extension);
+                out.insert(p.name.clone(), Value::Object(i));
+            }
+            m.insert("paths".into(), Value::Object(out));
+        }
+        if let Some(defs) = &d.definitions {
+            let defs = defs.additional_properties.iter().map(|d| (d.name.clone(), back_schema(d.value.as_ref().unwrap())));
+            m.insert("definitions".into(), Value::Object(defs.collect()));
+        }
+        let security = d.security.iter().map(|r| {
+            let reqs = r.additional_properties.iter().map(|a| (a.name.clone(), Value::Array(strs(&a.value.as_ref().unwrap().value))));
+            Value::Object(reqs.collect())
+        });
+        put_list(&mut m, "security", security.collect());
+        if let Some(defs) = &d.security_definitions {
+            let mut out = Map::new();
+            for def in &defs.additional_properties {
+                let key = def.value.as_ref().and_then(|v| v.api_key_security.as_ref()).expect("api key scheme");
+                let mut k = Map::new();
+                put_text(&mut k, "type", &key.r#type);
+                put_text(&mut k, "name", &key.name);
+                put_text(&mut k, "in", &key.r#in);
+                put_text(&mut k, "description", &key.description);
+                out.insert(def.name.clone(), Value::Object(k));
+            }
+            m.insert("securityDefinitions".into(), Value::Object(out));
+        }
+        put_extensions(&mut m, &d.vendor_extension);
+        Value::Object(m)
+    }
+
+    /// Drop what proto3 cannot tell from absent: `false` flags, "" and [] (never inside
+    /// free-form values, which travel whole).
+    fn normalize(v: &mut Value) {
+        const FLAGS: [&str; 5] = ["required", "uniqueItems", "readOnly", "deprecated", "allowEmptyValue"];
+        match v {
+            Value::Object(m) => {
+                m.retain(|k, v| {
+                    !(FLAGS.contains(&k.as_str()) && *v == Value::Bool(false))
+                        && *v != json!("")
+                        && !(k != "enum" && *v == json!([]))
+                });
+                for (k, v) in m.iter_mut() {
+                    if !(k.starts_with("x-") || k == "default" || k == "example" || k == "enum") {
+                        normalize(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(normalize),
+            _ => {}
+        }
+    }
+
+    fn api() -> &'static crate::openapi::OpenApi {
+        static API: std::sync::OnceLock<crate::openapi::OpenApi> = std::sync::OnceLock::new();
+        API.get_or_init(crate::openapi::OpenApi::build)
+    }
+
+    #[test]
+    fn the_served_document_decodes_back_to_its_json() {
+        let api = api();
+        let mut json: Value = serde_json::from_slice(api.v2()).expect("v2 JSON");
+        let back = Document::decode(api.v2_protobuf().as_ref()).expect("v2 protobuf decodes");
+
+        let json_paths = json["paths"].as_object().unwrap();
+        let json_defs = json["definitions"].as_object().unwrap();
+        let paths = &back.paths.as_ref().unwrap().path;
+        let defs = &back.definitions.as_ref().unwrap().additional_properties;
+        assert!(json_paths.len() > 100 && json_defs.len() > 400, "{} {}", json_paths.len(), json_defs.len());
+        assert_eq!(paths.len(), json_paths.len());
+        assert_eq!(defs.len(), json_defs.len());
+        // Same order as the JSON text, as gnostic keeps it.
+        assert!(paths.iter().map(|p| &p.name).eq(json_paths.keys()));
+        assert!(defs.iter().map(|d| &d.name).eq(json_defs.keys()));
+
+        // A reference, a vendor extension and a body parameter, as kubectl reads them.
+        let def = |name: &str| defs.iter().find(|d| d.name == name).and_then(|d| d.value.as_ref()).unwrap();
+        let deployment = def("io.k8s.api.apps.v1.Deployment");
+        let spec = deployment.properties.as_ref().unwrap().additional_properties.iter().find(|p| p.name == "spec").unwrap();
+        assert_eq!(spec.value.as_ref().unwrap().r#ref, "#/definitions/io.k8s.api.apps.v1.DeploymentSpec");
+        let gvk = deployment.vendor_extension.iter().find(|e| e.name == "x-kubernetes-group-version-kind").unwrap();
+        let gvk: Value = serde_json::from_str(&gvk.value.as_ref().unwrap().yaml).unwrap();
+        assert_eq!(gvk, json!([{"group": "apps", "kind": "Deployment", "version": "v1"}]));
+        let item = |name: &str| paths.iter().find(|p| p.name == name).and_then(|p| p.value.as_ref()).unwrap();
+        let create = item("/apis/apps/v1/namespaces/{namespace}/deployments").post.as_ref().unwrap();
+        let body = create
+            .parameters
+            .iter()
+            .find_map(|p| match &p.oneof {
+                Some(parameters_item::Oneof::Parameter(Parameter { oneof: Some(parameter::Oneof::BodyParameter(b)) })) => Some(b),
+                _ => None,
+            })
+            .expect("body parameter");
+        assert_eq!((body.name.as_str(), body.r#in.as_str(), body.required), ("body", "body", true));
+        assert_eq!(body.schema.as_ref().unwrap().r#ref, "#/definitions/io.k8s.api.apps.v1.Deployment");
+        // kubectl's v2 check for server-side field validation: a PATCH for the kind with a
+        // `fieldValidation` query parameter.
+        let patch = item("/apis/apps/v1/namespaces/{namespace}/deployments/{name}").patch.as_ref().unwrap();
+        assert!(patch.vendor_extension.iter().any(|e| e.name == "x-kubernetes-group-version-kind"));
+        assert!(patch.parameters.iter().any(|p| matches!(&p.oneof,
+            Some(parameters_item::Oneof::Parameter(Parameter { oneof: Some(parameter::Oneof::NonBodyParameter(NonBodyParameter {
+                oneof: Some(non_body_parameter::Oneof::QueryParameterSubSchema(q)),
+            })) })) if q.name == "fieldValidation")));
+
+        // And nothing is lost anywhere: decoded back to JSON, it is the served JSON document.
+        let mut decoded = back_document(&back);
+        normalize(&mut json);
+        normalize(&mut decoded);
+        for (name, schema) in json["definitions"].as_object().unwrap() {
+            assert_eq!(&decoded["definitions"][name], schema, "definition {name}");
+        }
+        for (name, item) in json["paths"].as_object().unwrap() {
+            assert_eq!(&decoded["paths"][name], item, "path {name}");
+        }
+        assert_eq!(decoded, json);
+    }
+
+    #[test]
+    fn conditional_requests_answer_not_modified_as_go_serve_content() {
+        use crate::openapi::V2Answer;
+        let api = api();
+        let kubectl = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+        let etag = format!("\"{}\"", api.v2_hash());
+        let date = api.v2_last_modified();
+        assert!(date.ends_with(" GMT"), "{date}");
+        let answer = |accept, inm: Option<&str>, ims: Option<&str>| format!("{:?}", api.v2_answer(accept, inm, ims));
+        let not_modified = format!("{:?}", V2Answer::NotModified);
+        assert_eq!(answer(kubectl, Some(&etag), None), not_modified);
+        assert_eq!(answer("application/json", Some(&format!("\"other\", W/{etag}")), None), not_modified);
+        assert_eq!(answer("", Some("*"), None), not_modified);
+        assert_eq!(answer("", None, Some(&date)), not_modified);
+        assert_eq!(answer("", None, Some("Sun, 01 Jan 2040 00:00:00 GMT")), not_modified);
+        // If-None-Match decides alone when present.
+        assert!(answer("", Some("\"other\""), Some(&date)).starts_with("Document"));
+        assert!(answer("", None, Some("Mon, 01 Jan 2001 00:00:00 GMT")).starts_with("Document"));
+        assert!(answer("", None, Some("yesterday")).starts_with("Document"));
+        match api.v2_answer(kubectl, None, None) {
+            V2Answer::Document { content_type, body } => {
+                assert_eq!(content_type, CONTENT_TYPE);
+                assert_eq!(body, api.v2_protobuf());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(api.v2_answer("text/plain", Some(&etag), None), V2Answer::NotAcceptable));
+    }
+
+    #[test]
+    fn accept_headers_pick_the_form_as_upstream() {
+        let kubectl = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+        assert_eq!(negotiate(kubectl), Some(Format::Protobuf));
+        assert_eq!(negotiate(CONTENT_TYPE), Some(Format::Protobuf));
+        assert_eq!(negotiate(""), Some(Format::Json));
+        assert_eq!(negotiate("*/*"), Some(Format::Json));
+        assert_eq!(negotiate("application/*"), Some(Format::Json));
+        assert_eq!(negotiate("application/json;charset=utf-8"), Some(Format::Json));
+        // The first acceptable clause wins, by q.
+        assert_eq!(negotiate(&format!("application/json, {kubectl}")), Some(Format::Json));
+        assert_eq!(negotiate(&format!("{kubectl}, application/json")), Some(Format::Protobuf));
+        assert_eq!(negotiate(&format!("application/json;q=0.5, {kubectl}")), Some(Format::Protobuf));
+        assert_eq!(negotiate(&format!("*/*;q=0.8, {kubectl};q=0.9")), Some(Format::Protobuf));
+        assert_eq!(negotiate("text/plain, application/yaml"), None);
+        assert_eq!(negotiate("text/plain, */*;q=0.1"), Some(Format::Json));
+        assert_eq!(negotiate("application/vnd.kubernetes.protobuf"), None);
+    }
 
     #[test]
     fn round_trips_the_parts_kubectl_reads() {

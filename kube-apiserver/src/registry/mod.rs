@@ -330,16 +330,6 @@ impl Store {
         }
         map.insert("apiVersion".into(), Value::String(gv));
         map.insert("kind".into(), Value::String(self.info.kind.into()));
-        if let Some(schema) = crate::fieldvalidation::root_schema(self.info.group, self.info.version, self.info.kind) {
-            if crate::fieldvalidation::has_malformed_quantity(schema, &obj) {
-                return Err(ApiError::BadRequest(format!(
-                    "{kind} in version \"{}\" cannot be handled as a {kind}: {}",
-                    self.info.version,
-                    crate::validation::quantity::FORMAT_ERROR,
-                    kind = self.info.kind
-                )));
-            }
-        }
         // Required selectors that k8s-openapi would turn from missing into `{}`.
         let selector_missing = ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"].contains(&self.info.kind)
             && self.info.group == "apps"
@@ -348,7 +338,7 @@ impl Store {
         let kind = self.info.kind;
         let version = self.info.version;
         let schema = crate::fieldvalidation::root_schema(self.info.group, version, kind);
-        let type_error = schema.and_then(|s| crate::fieldvalidation::go_type_error(kind, s, &obj));
+        let type_error = schema.and_then(|s| crate::validation::decode::decode_error(kind, s, &obj));
         if let Some(e) = type_error {
             return Err(ApiError::BadRequest(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {e}")));
         }

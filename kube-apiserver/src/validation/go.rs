@@ -3,9 +3,50 @@
 
 use serde_json::Value;
 
-/// Go's `%q` of a string.
+/// Go's `%q` of a string (`strconv.Quote`): printable characters as they are, the rest as
+/// Go escapes them (`\n`, `\x01`, `\u00a0`, ...).
 pub fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if is_print(c) => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (c as u32) < 0x10000 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `unicode.IsPrint`, closely enough: no controls, no spaces but ' ', no format or
+/// private-use characters.
+fn is_print(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    let n = c as u32;
+    !(c.is_control()
+        || c.is_whitespace()
+        || matches!(n, 0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x200b..=0x200f | 0x202a..=0x202e
+            | 0x2060..=0x206f | 0xfeff | 0xfff9..=0xfffb | 0xe000..=0xf8ff | 0xf0000..=0x10ffff))
 }
 
 /// `%#v` of a `map[string]string` (keys sorted, as Go prints maps); `nil` when absent.
@@ -33,7 +74,8 @@ fn string_slice(v: &Value) -> String {
 /// `%#v` of a `metav1.LabelSelector` value.
 pub fn label_selector(v: &Value) -> String {
     if v.is_null() {
-        return "null".into();
+        // A nil pointer prints as the string "null", quoted.
+        return "\"null\"".into();
     }
     let exprs = match v["matchExpressions"].as_array() {
         None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
@@ -64,10 +106,10 @@ pub fn int_or_string(v: &Value) -> String {
 }
 
 /// `%v` of a JSON value that upstream holds as a Go scalar (numbers and bools bare, strings
-/// quoted), or `null`.
+/// quoted); a missing one is a nil pointer, which field errors print as the string "null".
 pub fn scalar(v: &Value) -> String {
     match v {
-        Value::Null => "null".into(),
+        Value::Null => "\"null\"".into(),
         Value::String(s) => quote(s),
         other => other.to_string(),
     }
@@ -93,6 +135,9 @@ mod tests {
         assert_eq!(int_or_string(&json!("25%")), r#"intstr.IntOrString{Type:1, IntVal:0, StrVal:"25%"}"#);
         assert_eq!(int_or_string(&json!(0)), r#"intstr.IntOrString{Type:0, IntVal:0, StrVal:""}"#);
         assert_eq!(scalar(&json!(5)), "5");
+        assert_eq!(scalar(&Value::Null), "\"null\"");
         assert_eq!(scalar(&json!("x")), "\"x\"");
+        assert_eq!(label_selector(&Value::Null), "\"null\"");
+        assert_eq!(quote("a\"b\\c\n\u{1}\u{7f}é\u{a0}\u{200b}\u{1F600}"), r#""a\"b\\c\n\x01\x7fé\u00a0\u200b😀""#);
     }
 }

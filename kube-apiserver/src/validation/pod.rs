@@ -213,7 +213,7 @@ fn probe(p: &Value, field: &str, liveness_or_startup: bool) -> Vec<Cause> {
 }
 
 /// Validate one container. `pod` is true for Pods (images required), false for templates.
-fn container(c: &Value, field: &str, volumes: &HashSet<String>, pod: bool) -> Vec<Cause> {
+fn container(c: &Value, field: &str, volumes: &HashSet<String>) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name = c["name"].as_str().unwrap_or("");
     if name.is_empty() {
@@ -221,7 +221,8 @@ fn container(c: &Value, field: &str, volumes: &HashSet<String>, pod: bool) -> Ve
     } else {
         causes.extend(super::name(super::NameRule::Dns1123Label, &join(field, "name"), name));
     }
-    if pod && c["image"].as_str().is_none_or(|s| s.trim().is_empty()) {
+    // Templates need an image too; only an empty one is missing (" " is a template token).
+    if c["image"].as_str().is_none_or(str::is_empty) {
         causes.push(Cause::required(&join(field, "image"), ""));
     }
     match c["imagePullPolicy"].as_str() {
@@ -284,8 +285,8 @@ fn container(c: &Value, field: &str, volumes: &HashSet<String>, pod: bool) -> Ve
     causes
 }
 
-/// `ValidatePodSpec`; `pod` is true for Pods, false for pod templates.
-pub fn pod_spec(spec: &Value, field: &str, pod: bool) -> Vec<Cause> {
+/// `ValidatePodSpec` (the same for Pods and pod templates).
+pub fn pod_spec(spec: &Value, field: &str) -> Vec<Cause> {
     let mut causes = Vec::new();
     let mut volumes = HashSet::new();
     for (i, v) in spec["volumes"].as_array().into_iter().flatten().enumerate() {
@@ -313,14 +314,14 @@ pub fn pod_spec(spec: &Value, field: &str, pod: bool) -> Vec<Cause> {
     match spec["containers"].as_array() {
         Some(cs) if !cs.is_empty() => {
             for (i, c) in cs.iter().enumerate() {
-                causes.extend(container(c, &format!("{field}.containers[{i}]"), &volumes, pod));
+                causes.extend(container(c, &format!("{field}.containers[{i}]"), &volumes));
             }
             check_names("containers", &mut causes);
         }
         _ => causes.push(Cause::required(&join(field, "containers"), "")),
     }
     for (i, c) in spec["initContainers"].as_array().into_iter().flatten().enumerate() {
-        causes.extend(container(c, &format!("{field}.initContainers[{i}]"), &volumes, pod));
+        causes.extend(container(c, &format!("{field}.initContainers[{i}]"), &volumes));
     }
     check_names("initContainers", &mut causes);
     match spec["restartPolicy"].as_str() {
@@ -396,16 +397,33 @@ fn tolerations(v: &Value, field: &str) -> Vec<Cause> {
     causes
 }
 
-/// `ValidatePodTemplateSpec` at `field` (e.g. `spec.template`).
-pub fn pod_template(t: &Value, field: &str) -> Vec<Cause> {
-    let mut causes = labels(&t["metadata"]["labels"], &format!("{field}.metadata.labels"));
-    causes.extend(pod_spec(&t["spec"], &join(field, "spec"), false));
+/// The template's own labels and annotations, on `<field>.labels` and `<field>.annotations`
+/// (upstream's paths skip `metadata` here).
+pub fn template_meta(t: &Value, field: &str) -> Vec<Cause> {
+    let mut causes = labels(&t["metadata"]["labels"], &join(field, "labels"));
+    causes.extend(super::annotations(&t["metadata"]["annotations"], &join(field, "annotations")));
     causes
 }
 
-/// A new Pod.
+/// `ValidatePodTemplateSpec` at `field` (e.g. `spec.template`).
+pub fn pod_template(t: &Value, field: &str) -> Vec<Cause> {
+    let mut causes = template_meta(t, field);
+    causes.extend(pod_spec(&t["spec"], &join(field, "spec")));
+    causes
+}
+
+/// A new Pod: its spec, then what only pods check (`validateContainersOnlyForPod`).
 pub fn validate_pod(obj: &Value) -> Vec<Cause> {
-    pod_spec(&obj["spec"], "spec", true)
+    let mut causes = pod_spec(&obj["spec"], "spec");
+    for list in ["containers", "initContainers"] {
+        for (i, c) in obj["spec"][list].as_array().into_iter().flatten().enumerate() {
+            let image = c["image"].as_str().unwrap_or("");
+            if image.trim() != image {
+                causes.push(Cause::invalid(&format!("spec.{list}[{i}].image"), image, "must not have leading or trailing whitespace"));
+            }
+        }
+    }
+    causes
 }
 
 /// The fields of a pod spec an update may change, as upstream lists them.
@@ -550,9 +568,13 @@ mod tests {
     }
 
     #[test]
-    fn image_required_for_pods_only() {
+    fn images() {
         let p = pod(json!([{"name": "c"}]));
         assert_eq!(one(validate_pod(&p)), ("spec.containers[0].image".into(), "Required value".into()));
+        assert_eq!(one(pod_template(&json!({"spec": p["spec"]}), "spec.template")), ("spec.template.spec.containers[0].image".into(), "Required value".into()));
+        // Whitespace around an image is refused for pods only (templates use " " as a token).
+        let p = pod(json!([{"name": "c", "image": " "}]));
+        assert_eq!(one(validate_pod(&p)), ("spec.containers[0].image".into(), "Invalid value: \" \": must not have leading or trailing whitespace".into()));
         assert!(pod_template(&json!({"spec": p["spec"]}), "spec.template").is_empty());
     }
 
@@ -707,8 +729,20 @@ mod tests {
 
     #[test]
     fn templates_check_labels() {
-        let t = json!({"metadata": {"labels": {"ok": "-bad-"}}, "spec": {"containers": [{"name": "c"}]}});
-        assert_eq!(one(pod_template(&t, "spec.template")).0, "spec.template.metadata.labels");
+        let t = json!({"metadata": {"labels": {"ok": "-bad-"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}});
+        assert_eq!(
+            one(pod_template(&t, "spec.template")),
+            ("spec.template.labels".into(), format!("Invalid value: \"-bad-\": {}", crate::validation::LABEL_VALUE_MSG))
+        );
+        let t = json!({"metadata": {"annotations": {"bad key": "v"}}, "spec": {"containers": [{"name": "c"}]}});
+        let causes: Vec<(String, String)> = pod_template(&t, "spec.template").into_iter().map(|c| (c.field, c.message)).collect();
+        assert_eq!(
+            causes,
+            [
+                ("spec.template.annotations".into(), format!("Invalid value: \"bad key\": {}", crate::validation::QUALIFIED_NAME_MSG)),
+                ("spec.template.spec.containers[0].image".into(), "Required value".into()),
+            ]
+        );
     }
 
     #[test]

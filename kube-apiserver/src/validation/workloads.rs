@@ -11,6 +11,8 @@ use crate::errors::Cause;
 const SELECTOR_MISMATCH: &str = "`selector` does not match template `labels`";
 const IMMUTABLE: &str = "field is immutable";
 
+const PERCENT_MSG: &str = "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')";
+
 /// Required selector, its own validity, and the "empty selector" rule.
 fn selector(spec: &Value, what: &str) -> Vec<Cause> {
     let sel = &spec["selector"];
@@ -24,6 +26,13 @@ fn selector(spec: &Value, what: &str) -> Vec<Cause> {
     causes
 }
 
+/// Whether a selector converts to a `labels.Selector` (a missing one does: it selects nothing).
+fn selector_converts(sel: &Value) -> bool {
+    sel.is_null()
+        || serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>(sel.clone())
+            .is_ok_and(|ls| crate::selectors::LabelSelector::from_label_selector(&ls).is_ok())
+}
+
 /// The template's labels must be selected by a non-empty selector.
 fn template_matches(sel: &Value, template: &Value) -> Vec<Cause> {
     // A missing selector selects nothing (upstream's LabelSelectorAsSelector(nil)); an empty
@@ -35,65 +44,118 @@ fn template_matches(sel: &Value, template: &Value) -> Vec<Cause> {
 }
 
 /// Restart policy Always and no activeDeadlineSeconds, for templates of long-running workloads.
-fn always_restart(template: &Value, kind: &str, forbidden: bool) -> Vec<Cause> {
+fn always_restart(template: &Value, kind: &str) -> Vec<Cause> {
     let mut causes = Vec::new();
     let rp = template["spec"]["restartPolicy"].as_str().unwrap_or("");
     if rp != "Always" {
         causes.push(Cause::not_supported("spec.template.spec.restartPolicy", rp, &["Always"]));
     }
-    if let Some(n) = template["spec"]["activeDeadlineSeconds"].as_i64() {
-        let field = "spec.template.spec.activeDeadlineSeconds";
-        let msg = format!("activeDeadlineSeconds in {kind} is not Supported");
-        causes.push(if forbidden { Cause::forbidden(field, &msg) } else { Cause::invalid_raw(field, &n.to_string(), &msg) });
+    if !template["spec"]["activeDeadlineSeconds"].is_null() {
+        causes.push(Cause::forbidden("spec.template.spec.activeDeadlineSeconds", &format!("activeDeadlineSeconds in {kind} is not Supported")));
     }
     causes
 }
 
+/// `ValidatePodTemplateSpecForReplicaSet` (Deployments and ReplicaSets), after the selector
+/// converted.
+fn replica_set_template(spec: &Value) -> Vec<Cause> {
+    let sel = &spec["selector"];
+    if !selector_converts(sel) {
+        return vec![Cause::invalid_raw("spec.selector", &go::label_selector(sel), "invalid label selector")];
+    }
+    let mut causes = template_matches(sel, &spec["template"]);
+    causes.extend(pod::pod_template(&spec["template"], "spec.template"));
+    causes.extend(always_restart(&spec["template"], "ReplicaSet"));
+    causes
+}
+
+/// Selectors compared as upstream's semantic equality does: empty lists and maps equal
+/// missing ones.
+fn semantic(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), semantic(v)))
+                .filter(|(_, v)| !(v.is_null() || v.as_object().is_some_and(|m| m.is_empty()) || v.as_array().is_some_and(|a| a.is_empty())))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(semantic).collect()),
+        other => other.clone(),
+    }
+}
+
 fn immutable_selector(new: &Value, old: &Value) -> Vec<Cause> {
     let (n, o) = (&new["spec"]["selector"], &old["spec"]["selector"]);
-    if n != o {
+    if semantic(n) != semantic(o) {
         vec![Cause::invalid_raw("spec.selector", &go::label_selector(n), IMMUTABLE)]
     } else {
         Vec::new()
     }
 }
 
-/// `IsValidPercent` / `ValidatePositiveIntOrPercent` / `IsNotMoreThan100Percent`.
-fn int_or_percent(v: &Value, field: &str, max_100: bool) -> Vec<Cause> {
-    let mut causes = Vec::new();
-    match v {
-        Value::String(s) => {
-            let pct = s.strip_suffix('%').and_then(|n| n.parse::<i64>().ok());
-            match pct {
-                None => causes.push(Cause::invalid_raw(field, &go::int_or_string(v), "must be an integer or percentage (e.g '5%')")),
-                Some(p) if p < 0 => causes.push(Cause::invalid_raw(field, &p.to_string(), "must be greater than or equal to 0")),
-                Some(p) if max_100 && p > 100 => causes.push(Cause::invalid_raw(field, &go::int_or_string(v), "must not be greater than 100%")),
-                _ => {}
-            }
-        }
-        Value::Number(_) => causes.extend(nonnegative(v, field)),
-        _ => {}
+/// `IsValidPercent`: the percentage of a `[0-9]+%` string.
+fn percent(s: &str) -> Option<i64> {
+    let digits = s.strip_suffix('%')?;
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
     }
+    Some(digits.parse::<i64>().unwrap_or(i64::MAX))
+}
+
+/// `ValidatePositiveIntOrPercent`.
+fn positive_int_or_percent(v: &Value, field: &str) -> Vec<Cause> {
+    match v {
+        Value::String(s) if percent(s).is_none() => vec![Cause::invalid_raw(field, &go::int_or_string(v), PERCENT_MSG)],
+        Value::Number(_) => nonnegative(v, field),
+        _ => Vec::new(),
+    }
+}
+
+/// `IsNotMoreThan100Percent`.
+fn not_more_than_100(v: &Value, field: &str) -> Vec<Cause> {
+    match v.as_str().and_then(percent) {
+        Some(p) if p > 100 => vec![Cause::invalid_raw(field, &go::int_or_string(v), "must not be greater than 100%")],
+        _ => Vec::new(),
+    }
+}
+
+/// `getIntOrPercentValue`: a percentage, else the integer (a string that is neither counts as
+/// what `strconv.Atoi` makes of it, which is 0 when it fails).
+fn int_or_percent_value(v: &Value) -> i64 {
+    match v {
+        Value::String(s) => percent(s).unwrap_or_else(|| s.parse().unwrap_or(0)),
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// `ValidateRollingUpdateDeployment`.
+fn rolling_update(ru: &Value, field: &str) -> Vec<Cause> {
+    let (mu, ms) = (&ru["maxUnavailable"], &ru["maxSurge"]);
+    let mut causes = positive_int_or_percent(mu, &join(field, "maxUnavailable"));
+    causes.extend(positive_int_or_percent(ms, &join(field, "maxSurge")));
+    if int_or_percent_value(mu) == 0 && int_or_percent_value(ms) == 0 {
+        causes.push(Cause::invalid_raw(&join(field, "maxUnavailable"), &go::int_or_string(mu), "may not be 0 when `maxSurge` is 0"));
+    }
+    causes.extend(not_more_than_100(mu, &join(field, "maxUnavailable")));
     causes
 }
 
-fn int_or_percent_is_zero(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.strip_suffix('%').and_then(|n| n.parse::<i64>().ok()) == Some(0),
-        Value::Number(n) => n.as_i64() == Some(0),
-        _ => true,
-    }
-}
-
-fn rolling_update(ru: &Value, field: &str) -> Vec<Cause> {
-    let mut causes = int_or_percent(&ru["maxUnavailable"], &join(field, "maxUnavailable"), true);
-    causes.extend(int_or_percent(&ru["maxSurge"], &join(field, "maxSurge"), false));
-    if int_or_percent_is_zero(&ru["maxUnavailable"]) && int_or_percent_is_zero(&ru["maxSurge"]) {
-        causes.push(Cause::invalid_raw(
-            &join(field, "maxUnavailable"),
-            &go::int_or_string(&ru["maxUnavailable"]),
-            "may not be 0 when `maxSurge` is 0",
-        ));
+/// `ValidateRollingUpdateDaemonSet`: exactly one of maxUnavailable and maxSurge is non-zero.
+fn daemon_set_rolling_update(ru: &Value, field: &str) -> Vec<Cause> {
+    let (mu, ms) = (&ru["maxUnavailable"], &ru["maxSurge"]);
+    let mut causes = positive_int_or_percent(mu, &join(field, "maxUnavailable"));
+    causes.extend(positive_int_or_percent(ms, &join(field, "maxSurge")));
+    causes.extend(not_more_than_100(mu, &join(field, "maxUnavailable")));
+    causes.extend(not_more_than_100(ms, &join(field, "maxSurge")));
+    match (int_or_percent_value(mu) != 0, int_or_percent_value(ms) != 0) {
+        (true, true) => causes.push(Cause::invalid_raw(
+            &join(field, "maxSurge"),
+            &go::int_or_string(ms),
+            "may not be set when maxUnavailable is non-zero",
+        )),
+        (false, false) => causes.push(Cause::required(&join(field, "maxUnavailable"), "cannot be 0 when maxSurge is 0")),
+        _ => {}
     }
     causes
 }
@@ -111,9 +173,7 @@ pub fn deployment(obj: &Value) -> Vec<Cause> {
     let spec = &obj["spec"];
     let mut causes = nonnegative(&spec["replicas"], "spec.replicas");
     causes.extend(selector(spec, "deployment"));
-    causes.extend(template_matches(&spec["selector"], &spec["template"]));
-    causes.extend(pod::pod_template(&spec["template"], "spec.template"));
-    causes.extend(always_restart(&spec["template"], "ReplicaSet", false));
+    causes.extend(replica_set_template(spec));
     let strategy = &spec["strategy"];
     match strategy["type"].as_str().unwrap_or("") {
         "Recreate" => {
@@ -158,9 +218,7 @@ pub fn replica_set(obj: &Value) -> Vec<Cause> {
     let mut causes = nonnegative(&spec["replicas"], "spec.replicas");
     causes.extend(nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
     causes.extend(selector(spec, "deployment"));
-    causes.extend(template_matches(&spec["selector"], &spec["template"]));
-    causes.extend(pod::pod_template(&spec["template"], "spec.template"));
-    causes.extend(always_restart(&spec["template"], "ReplicaSet", false));
+    causes.extend(replica_set_template(spec));
     causes
 }
 
@@ -187,7 +245,7 @@ pub fn stateful_set(obj: &Value) -> Vec<Cause> {
             if !us["rollingUpdate"].is_null() {
                 causes.push(Cause::invalid_raw(
                     "spec.updateStrategy.rollingUpdate",
-                    &format!("&apps.RollingUpdateStatefulSetStrategy{{Partition:{}, MaxUnavailable:(*intstr.IntOrString)(nil)}}", us["rollingUpdate"]["partition"].as_i64().unwrap_or(0)),
+                    &format!("apps.RollingUpdateStatefulSetStrategy{{Partition:{}, MaxUnavailable:(*intstr.IntOrString)(nil)}}", us["rollingUpdate"]["partition"].as_i64().unwrap_or(0)),
                     "only allowed for updateStrategy 'RollingUpdate'",
                 ));
             }
@@ -214,10 +272,19 @@ pub fn stateful_set(obj: &Value) -> Vec<Cause> {
     }
     causes.extend(nonnegative(&spec["replicas"], "spec.replicas"));
     causes.extend(nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
+    if spec["ordinals"].is_object() {
+        causes.extend(nonnegative(&spec["ordinals"]["start"], "spec.ordinals.start"));
+    }
     causes.extend(selector(spec, "statefulset"));
-    causes.extend(template_matches(&spec["selector"], &spec["template"]));
-    causes.extend(pod::pod_template(&spec["template"], "spec.template"));
-    causes.extend(always_restart(&spec["template"], "StatefulSet", true));
+    if selector_converts(&spec["selector"]) {
+        // v1.33 checks only the template's selector match, labels and annotations, not its
+        // pod spec (that came in v1.34).
+        causes.extend(template_matches(&spec["selector"], &spec["template"]));
+        causes.extend(pod::template_meta(&spec["template"], "spec.template"));
+    } else {
+        causes.push(Cause { reason: "FieldValueInvalid".into(), message: format!("Invalid value: {}", go::label_selector(&spec["selector"])), field: "spec.selector".into() });
+    }
+    causes.extend(always_restart(&spec["template"], "StatefulSet"));
     causes
 }
 
@@ -247,14 +314,14 @@ pub fn daemon_set(obj: &Value) -> Vec<Cause> {
     let spec = &obj["spec"];
     let sel = &spec["selector"];
     let mut causes = pod::label_selector(sel, "spec.selector");
-    if !pod::selector_matches(sel, &spec["template"]["metadata"]["labels"]) {
+    if selector_converts(sel) && !pod::selector_matches(sel, &spec["template"]["metadata"]["labels"]) {
         causes.push(Cause::invalid_raw("spec.template.metadata.labels", &pod::template_labels(&spec["template"]), SELECTOR_MISMATCH));
     }
     if sel.is_object() && pod::selector_is_empty(sel) {
         causes.push(Cause::invalid_raw("spec.selector", &go::label_selector(sel), "empty selector is invalid for daemonset"));
     }
     causes.extend(pod::pod_template(&spec["template"], "spec.template"));
-    causes.extend(always_restart(&spec["template"], "DaemonSet", false));
+    causes.extend(always_restart(&spec["template"], "DaemonSet"));
     causes.extend(nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
     let us = &spec["updateStrategy"];
     match us["type"].as_str().unwrap_or("") {
@@ -263,7 +330,7 @@ pub fn daemon_set(obj: &Value) -> Vec<Cause> {
             if us["rollingUpdate"].is_null() {
                 causes.push(Cause::required("spec.updateStrategy.rollingUpdate", ""));
             } else {
-                causes.extend(rolling_update(&us["rollingUpdate"], "spec.updateStrategy.rollingUpdate"));
+                causes.extend(daemon_set_rolling_update(&us["rollingUpdate"], "spec.updateStrategy.rollingUpdate"));
             }
         }
         _ => causes.push(Cause::not_supported_raw(
@@ -591,9 +658,16 @@ mod tests {
         let mut d = deploy();
         d["spec"]["minReadySeconds"] = json!(700);
         assert_eq!(one(deployment(&d)), ("spec.progressDeadlineSeconds".into(), "Invalid value: 600: must be greater than minReadySeconds".into()));
+        // An empty selector selects everything, so only the selector itself is wrong.
         let mut d = deploy();
         d["spec"]["selector"] = json!({});
-        assert!(deployment(&d).iter().any(|c| c.message.ends_with("empty selector is invalid for deployment")));
+        assert_eq!(
+            one(deployment(&d)),
+            (
+                "spec.selector".into(),
+                "Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment".into()
+            )
+        );
     }
 
     #[test]
@@ -713,6 +787,146 @@ mod tests {
         let mut new = job_obj();
         new["spec"]["completions"] = json!(3);
         assert_eq!(one(job_update(&new, &old)), ("spec.completions".into(), "Invalid value: 3: field is immutable".into()));
+        // A removed pointer field prints as Go prints a nil pointer.
+        let mut new = job_obj();
+        new["spec"].as_object_mut().unwrap().remove("completions");
+        assert_eq!(one(job_update(&new, &old)), ("spec.completions".into(), "Invalid value: \"null\": field is immutable".into()));
+    }
+
+    fn all(causes: Vec<Cause>) -> Vec<(String, String, String)> {
+        causes.into_iter().map(|c| (c.field, c.reason, c.message)).collect()
+    }
+
+    fn c(field: &str, reason: &str, message: &str) -> (String, String, String) {
+        (field.into(), reason.into(), message.into())
+    }
+
+    #[test]
+    fn replica_set_templates_as_upstream() {
+        // activeDeadlineSeconds is forbidden in every long-running workload's template.
+        let mut d = deploy();
+        d["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(5);
+        assert_eq!(
+            all(deployment(&d)),
+            [c("spec.template.spec.activeDeadlineSeconds", "FieldValueForbidden", "Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported")]
+        );
+        // Template labels and annotations are reported without `metadata` in the path.
+        let mut d = deploy();
+        d["spec"]["template"]["metadata"]["annotations"] = json!({"bad key": "x"});
+        d["spec"]["template"]["spec"]["containers"][0].as_object_mut().unwrap().remove("image");
+        assert_eq!(
+            all(deployment(&d)),
+            [
+                c("spec.template.annotations", "FieldValueInvalid", &format!("Invalid value: \"bad key\": {}", crate::validation::QUALIFIED_NAME_MSG)),
+                c("spec.template.spec.containers[0].image", "FieldValueRequired", "Required value"),
+            ]
+        );
+        // A selector that cannot be converted skips the template checks.
+        let mut d = deploy();
+        d["spec"]["selector"] = json!({"matchLabels": {"app": "-web"}});
+        d["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+        assert_eq!(
+            all(deployment(&d)),
+            [
+                c("spec.selector.matchLabels", "FieldValueInvalid", &format!("Invalid value: \"-web\": {}", crate::validation::LABEL_VALUE_MSG)),
+                c(
+                    "spec.selector",
+                    "FieldValueInvalid",
+                    "Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"-web\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: invalid label selector"
+                ),
+            ]
+        );
+        // Percentages must match [0-9]+%; a string that is not one counts as 0.
+        let mut d = deploy();
+        d["spec"]["strategy"]["rollingUpdate"] = json!({"maxUnavailable": "x", "maxSurge": 0});
+        let bad = "Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"x\"}";
+        assert_eq!(
+            all(deployment(&d)),
+            [
+                c("spec.strategy.rollingUpdate.maxUnavailable", "FieldValueInvalid", &format!("{bad}: {PERCENT_MSG}")),
+                c("spec.strategy.rollingUpdate.maxUnavailable", "FieldValueInvalid", &format!("{bad}: may not be 0 when `maxSurge` is 0")),
+            ]
+        );
+        let mut d = deploy();
+        d["spec"]["strategy"]["rollingUpdate"]["maxSurge"] = json!("-5%");
+        assert_eq!(
+            all(deployment(&d)),
+            [c("spec.strategy.rollingUpdate.maxSurge", "FieldValueInvalid", &format!("Invalid value: intstr.IntOrString{{Type:1, IntVal:0, StrVal:\"-5%\"}}: {PERCENT_MSG}"))]
+        );
+        // An empty selector equals a missing one for immutability, as Go's semantic equality has it.
+        let old = deploy();
+        let mut new = deploy();
+        new["spec"]["selector"]["matchExpressions"] = json!([]);
+        assert!(deployment_update(&new, &old).is_empty());
+    }
+
+    #[test]
+    fn stateful_sets_check_only_template_metadata() {
+        let sts = json!({"spec": {"replicas": 1, "podManagementPolicy": "OrderedReady",
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+            "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}), "Always"), "serviceName": "s"}});
+        let mut bad = sts.clone();
+        bad["spec"]["template"]["spec"]["containers"] = json!([{"name": "Not_A_Label"}]);
+        assert!(stateful_set(&bad).is_empty(), "{:?}", stateful_set(&bad));
+        let mut bad = sts.clone();
+        bad["spec"]["template"]["metadata"]["labels"]["k"] = json!("-x");
+        bad["spec"]["ordinals"] = json!({"start": -1});
+        assert_eq!(
+            all(stateful_set(&bad)),
+            [
+                c("spec.ordinals.start", "FieldValueInvalid", "Invalid value: -1: must be greater than or equal to 0"),
+                c("spec.template.labels", "FieldValueInvalid", &format!("Invalid value: \"-x\": {}", crate::validation::LABEL_VALUE_MSG)),
+            ]
+        );
+        let mut bad = sts.clone();
+        bad["spec"].as_object_mut().unwrap().remove("selector");
+        assert_eq!(
+            all(stateful_set(&bad)),
+            [
+                c("spec.selector", "FieldValueRequired", "Required value"),
+                c("spec.template.metadata.labels", "FieldValueInvalid", &format!("Invalid value: map[string]string{{\"a\":\"b\"}}: {SELECTOR_MISMATCH}")),
+            ]
+        );
+        let mut bad = sts.clone();
+        bad["spec"]["updateStrategy"] = json!({"type": "OnDelete", "rollingUpdate": {"partition": 1}});
+        assert_eq!(
+            one(stateful_set(&bad)).1,
+            "Invalid value: apps.RollingUpdateStatefulSetStrategy{Partition:1, MaxUnavailable:(*intstr.IntOrString)(nil)}: only allowed for updateStrategy 'RollingUpdate'"
+        );
+    }
+
+    #[test]
+    fn daemon_set_selectors_and_rolling_updates() {
+        let ok = json!({"spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}), "Always"),
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}}});
+        // No selector is not "required" for a DaemonSet: it just matches nothing.
+        let mut ds = ok.clone();
+        ds["spec"].as_object_mut().unwrap().remove("selector");
+        assert_eq!(
+            all(daemon_set(&ds)),
+            [c("spec.template.metadata.labels", "FieldValueInvalid", &format!("Invalid value: map[string]string{{\"a\":\"b\"}}: {SELECTOR_MISMATCH}"))]
+        );
+        let mut ds = ok.clone();
+        ds["spec"]["updateStrategy"]["rollingUpdate"] = json!({"maxUnavailable": 1, "maxSurge": "10%"});
+        assert_eq!(
+            all(daemon_set(&ds)),
+            [c(
+                "spec.updateStrategy.rollingUpdate.maxSurge",
+                "FieldValueInvalid",
+                "Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"10%\"}: may not be set when maxUnavailable is non-zero"
+            )]
+        );
+        ds["spec"]["updateStrategy"]["rollingUpdate"] = json!({"maxUnavailable": "0%", "maxSurge": 0});
+        assert_eq!(
+            all(daemon_set(&ds)),
+            [c("spec.updateStrategy.rollingUpdate.maxUnavailable", "FieldValueRequired", "Required value: cannot be 0 when maxSurge is 0")]
+        );
+        let mut ds = ok.clone();
+        ds["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(5);
+        assert_eq!(
+            all(daemon_set(&ds)),
+            [c("spec.template.spec.activeDeadlineSeconds", "FieldValueForbidden", "Forbidden: activeDeadlineSeconds in DaemonSet is not Supported")]
+        );
     }
 
     #[test]
