@@ -188,6 +188,10 @@ impl ApiError {
             _ => None,
         }
     }
+    /// 400 for a body that does not decode as `kind`, as upstream's codec words it.
+    pub fn cannot_decode(kind: &str, version: &str, why: impl std::fmt::Display) -> Self {
+        ApiError::BadRequest(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {why}"))
+    }
     pub fn internal(e: impl std::fmt::Display) -> Self {
         ApiError::Internal(format!("Internal error occurred: {e}"))
     }

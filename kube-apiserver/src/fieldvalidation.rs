@@ -85,10 +85,10 @@ impl Checked {
                 }
                 parts.extend(self.problems);
                 let msg = format!("strict decoding error: {}", parts.join(", "));
-                Err(ApiError::BadRequest(match kind_version {
-                    Some((kind, version)) => format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {msg}"),
-                    None => msg,
-                }))
+                Err(match kind_version {
+                    Some((kind, version)) => ApiError::cannot_decode(kind, version, msg),
+                    None => ApiError::BadRequest(msg),
+                })
             }
         }
     }
@@ -159,7 +159,7 @@ pub fn decode_checked_as(body: &[u8], content_type: &str, gvk: (&str, &str, &str
     // A wrong type is fatal and reported before unknown or duplicate fields, as upstream.
     if opts.field_validation == Mode::Strict && (!checked.problems.is_empty() || !checked.yaml_duplicates.is_empty()) {
         if let Some(e) = schema.and_then(|s| crate::validation::decode::decode_error(kind, s, &checked.value)) {
-            return Err(ApiError::BadRequest(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {e}")));
+            return Err(ApiError::cannot_decode(kind, version, e));
         }
     }
     let (value, warnings) = checked.resolve(opts.field_validation, Some((kind, version)))?;
@@ -252,7 +252,8 @@ enum Shape<'s> {
     Free,
 }
 
-fn resolve(mut s: &'static Value) -> &'static Value {
+/// Follow `$ref`s and single `allOf`s to the schema that describes the value.
+pub(crate) fn resolve(mut s: &'static Value) -> &'static Value {
     for _ in 0..16 {
         if let Some(r) = s.get("$ref").and_then(Value::as_str) {
             let name = r.trim_start_matches("#/definitions/").trim_start_matches("#/components/schemas/");

@@ -340,10 +340,10 @@ impl Store {
         let schema = crate::fieldvalidation::root_schema(self.info.group, version, kind);
         let type_error = schema.and_then(|s| crate::validation::decode::decode_error(kind, s, &obj));
         if let Some(e) = type_error {
-            return Err(ApiError::BadRequest(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {e}")));
+            return Err(ApiError::cannot_decode(kind, version, e));
         }
         let mut v = (self.info.normalize)(obj)
-            .map_err(|e| ApiError::BadRequest(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {e}")))?;
+            .map_err(|e| ApiError::cannot_decode(kind, version, e))?;
         if selector_missing {
             if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.remove("selector");

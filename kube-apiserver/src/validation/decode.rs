@@ -12,6 +12,7 @@
 use serde_json::Value;
 
 use super::quantity;
+use crate::fieldvalidation::resolve;
 
 /// Why a body cannot be decoded, as the text after `<Kind> in version "<v>" cannot be handled
 /// as a <Kind>: `; `None` when every value fits its field. `kind` names the root struct.
@@ -170,24 +171,6 @@ fn ref_name(node: &Value) -> Option<&str> {
         .or_else(|| node.get("allOf").and_then(Value::as_array).and_then(|a| a.first()).and_then(|f| f.get("$ref")))
         .and_then(Value::as_str)?;
     Some(r.trim_start_matches("#/definitions/").trim_start_matches("#/components/schemas/"))
-}
-
-/// Follow `$ref`s and single `allOf`s to the schema that describes the value.
-fn resolve(mut s: &'static Value) -> &'static Value {
-    for _ in 0..16 {
-        if let Some(name) = s.get("$ref").and_then(Value::as_str) {
-            let name = name.trim_start_matches("#/definitions/").trim_start_matches("#/components/schemas/");
-            match crate::openapi::schemas().get(name) {
-                Some(t) => s = t,
-                None => return &Value::Null,
-            }
-        } else if let Some(first) = s.get("allOf").and_then(Value::as_array).and_then(|a| a.first()) {
-            s = first;
-        } else {
-            return s;
-        }
-    }
-    s
 }
 
 /// `pkg.Type` of a definition name (`io.k8s.api.core.v1.PodSpec` is `v1.PodSpec`).
