@@ -59,6 +59,8 @@ ensure_packages() {
   for cmd in "${!pkg_for[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_for[$cmd]}")
   done
+  # protoc's well-known types (google/protobuf/*.proto), which etcd-client's build needs
+  [[ -f /usr/include/google/protobuf/descriptor.proto ]] || missing+=(libprotobuf-dev)
   ((${#missing[@]})) || return 0
   log "installing ${missing[*]}"
   local sudo=()

@@ -12,7 +12,7 @@ log() { printf '+++ [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 # System packages the tests need; `apt-get update` only when something is missing.
 ensure_packages() {
   local missing=() pkg
-  for pkg in etcd-server etcd-client protobuf-compiler busybox-static; do
+  for pkg in etcd-server etcd-client protobuf-compiler libprotobuf-dev busybox-static; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   ((${#missing[@]})) || return 0
