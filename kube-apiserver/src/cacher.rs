@@ -4,9 +4,13 @@
 //! of recent events. Every client watch and every `resourceVersion=0` list is served from here,
 //! so a thousand watchers cost one etcd watch. A client watch is "events after revision R": the
 //! window answers any R it still covers and anything older is `410 Gone`, as upstream.
+//!
+//! Objects are kept as their stored bytes and decoded on first use: a resource nobody watches or
+//! lists from the cache costs one copy of its bytes, not a JSON tree per object (which made the
+//! cache the largest allocation, and page-faulting, cost of every write).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -32,15 +36,53 @@ impl EventType {
     }
 }
 
+/// One stored object: its bytes, and the API object they decode to, decoded on first use.
+pub struct CachedObject {
+    kv: KeyValue,
+    decode: Decoder,
+    value: OnceLock<Option<Arc<Value>>>,
+}
+
+impl std::fmt::Debug for CachedObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedObject").field("key", &self.kv.key).field("rv", &self.kv.mod_revision).finish()
+    }
+}
+
+impl CachedObject {
+    fn new(kv: KeyValue, decode: Decoder) -> Self {
+        CachedObject { kv, decode, value: OnceLock::new() }
+    }
+
+    /// The API object; `None` when the stored bytes do not decode (logged once).
+    pub fn value(&self) -> Option<&Arc<Value>> {
+        self.value
+            .get_or_init(|| match (self.decode)(&self.kv) {
+                Ok(v) => Some(Arc::new(v)),
+                Err(e) => {
+                    warn!(key = %self.kv.key, error = %e, "skipping undecodable object");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// The same object, reported at a later revision (its deletion).
+    fn at_revision(&self, rv: Revision) -> CachedObject {
+        let kv = KeyValue { mod_revision: rv, ..self.kv.clone() };
+        CachedObject::new(kv, self.decode)
+    }
+}
+
 /// One change to one object, as seen by the cache.
 #[derive(Debug)]
 pub struct CachedEvent {
     pub event_type: EventType,
     pub key: String,
     /// The object after the change (for deletions: its last state, carrying the deletion's revision).
-    pub object: Arc<Value>,
+    pub object: Arc<CachedObject>,
     /// The object before the change, if it existed.
-    pub prev: Option<Arc<Value>>,
+    pub prev: Option<Arc<CachedObject>>,
     pub rv: Revision,
 }
 
@@ -48,7 +90,7 @@ pub struct CachedEvent {
 pub type Decoder = fn(&KeyValue) -> Result<Value, String>;
 
 struct Inner {
-    objects: BTreeMap<String, Arc<Value>>,
+    objects: BTreeMap<String, Arc<CachedObject>>,
     events: VecDeque<Arc<CachedEvent>>,
     /// Latest revision applied.
     rv: Revision,
@@ -60,7 +102,7 @@ struct Inner {
 
 impl Inner {
     /// Every cached object whose key starts with `key_prefix`, in key order.
-    fn under(&self, key_prefix: &str) -> Vec<Arc<Value>> {
+    fn under(&self, key_prefix: &str) -> Vec<Arc<CachedObject>> {
         self.objects
             .range(key_prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(key_prefix))
@@ -147,15 +189,7 @@ impl Cacher {
     /// List, then follow the storage watch until it ends.
     async fn run_once(self: &Arc<Self>) -> Result<(), StorageError> {
         let list = self.storage.list(&self.prefix, ListOptions::default()).await?;
-        let mut objects = BTreeMap::new();
-        for kv in &list.items {
-            match (self.decode)(kv) {
-                Ok(v) => {
-                    objects.insert(kv.key.clone(), Arc::new(v));
-                }
-                Err(e) => warn!(key = %kv.key, error = %e, "skipping undecodable object"),
-            }
-        }
+        let objects = list.items.into_iter().map(|kv| (kv.key.clone(), Arc::new(CachedObject::new(kv, self.decode)))).collect();
         let mut stream = self.storage.watch(&self.prefix, list.revision).await?;
         {
             let mut inner = self.inner.write().expect("cacher lock");
@@ -185,26 +219,17 @@ impl Cacher {
         let prev = inner.objects.get(&key).cloned();
         let (event_type, object) = match ev.event_type {
             WatchEventType::Put => {
-                let obj = match (self.decode)(&ev.kv) {
-                    Ok(v) => Arc::new(v),
-                    Err(e) => {
-                        warn!(key = %key, error = %e, "skipping undecodable object");
-                        inner.rv = rv;
-                        return;
-                    }
-                };
+                let obj = Arc::new(CachedObject::new(ev.kv, self.decode));
                 inner.objects.insert(key.clone(), obj.clone());
                 (if prev.is_some() { EventType::Modified } else { EventType::Added }, obj)
             }
             WatchEventType::Delete => {
                 inner.objects.remove(&key);
-                let Some(last) = prev.clone() else {
+                let Some(last) = prev.as_ref() else {
                     inner.rv = rv;
                     return;
                 };
-                let mut obj = (*last).clone();
-                set_resource_version(&mut obj, rv);
-                (EventType::Deleted, Arc::new(obj))
+                (EventType::Deleted, Arc::new(last.at_revision(rv)))
             }
         };
         let event = Arc::new(CachedEvent { event_type, key, object, prev, rv });
@@ -239,8 +264,11 @@ impl Cacher {
 
     /// A snapshot of every object under `key_prefix`, with the cache revision it reflects.
     pub fn snapshot(&self, key_prefix: &str) -> (Vec<Arc<Value>>, Revision) {
-        let inner = self.inner.read().expect("cacher lock");
-        (inner.under(key_prefix), inner.rv)
+        let (objects, rv) = {
+            let inner = self.inner.read().expect("cacher lock");
+            (inner.under(key_prefix), inner.rv)
+        };
+        (decoded(objects), rv)
     }
 
     /// Number of cached objects (for metrics).
@@ -254,7 +282,8 @@ impl Cacher {
 
     /// One cached object by key.
     pub fn get(&self, key: &str) -> Option<Arc<Value>> {
-        self.inner.read().expect("cacher lock").objects.get(key).cloned()
+        let object = self.inner.read().expect("cacher lock").objects.get(key).cloned()?;
+        object.value().cloned()
     }
 
     /// Subscribe to events with revision > `after`. `TooOld` when the window no longer covers it.
@@ -274,13 +303,21 @@ impl Cacher {
     /// Subscribe starting from the cache's current state: the snapshot under `key_prefix`
     /// plus every later event, atomically.
     pub fn snapshot_and_subscribe(&self, key_prefix: &str) -> Result<(Vec<Arc<Value>>, Subscription), CacheError> {
-        let inner = self.inner.read().expect("cacher lock");
-        if !inner.ready {
-            return Err(CacheError::NotReady);
-        }
-        let items = inner.under(key_prefix);
-        Ok((items, Subscription { backlog: Vec::new(), live: inner.tx.subscribe(), after: inner.rv }))
+        let (items, sub) = {
+            let inner = self.inner.read().expect("cacher lock");
+            if !inner.ready {
+                return Err(CacheError::NotReady);
+            }
+            let items = inner.under(key_prefix);
+            (items, Subscription { backlog: Vec::new(), live: inner.tx.subscribe(), after: inner.rv })
+        };
+        Ok((decoded(items), sub))
     }
+}
+
+/// The API objects of cached objects (decoded outside the cache lock), skipping undecodable ones.
+fn decoded(objects: Vec<Arc<CachedObject>>) -> Vec<Arc<Value>> {
+    objects.iter().filter_map(|o| o.value().cloned()).collect()
 }
 
 /// Set `metadata.resourceVersion` on an object.
@@ -293,17 +330,19 @@ pub fn set_resource_version(obj: &mut Value, rv: Revision) {
 /// Decide what a filtered watcher sees for one event: upstream turns an object that starts
 /// matching into ADDED and one that stops matching into DELETED.
 pub fn filter_event(ev: &CachedEvent, matches: impl Fn(&Value) -> bool) -> Option<(EventType, Arc<Value>)> {
-    let cur = matches(&ev.object);
+    let object = ev.object.value()?;
+    let cur = matches(object);
     match ev.event_type {
-        EventType::Added => cur.then(|| (EventType::Added, ev.object.clone())),
-        EventType::Deleted => cur.then(|| (EventType::Deleted, ev.object.clone())),
+        EventType::Added => cur.then(|| (EventType::Added, object.clone())),
+        EventType::Deleted => cur.then(|| (EventType::Deleted, object.clone())),
         EventType::Modified => {
-            let was = ev.prev.as_deref().map(&matches).unwrap_or(false);
+            let prev = ev.prev.as_deref().and_then(CachedObject::value);
+            let was = prev.map(|p| matches(p)).unwrap_or(false);
             match (was, cur) {
-                (true, true) => Some((EventType::Modified, ev.object.clone())),
-                (false, true) => Some((EventType::Added, ev.object.clone())),
+                (true, true) => Some((EventType::Modified, object.clone())),
+                (false, true) => Some((EventType::Added, object.clone())),
                 (true, false) => {
-                    let mut old = ev.prev.as_deref().cloned().unwrap_or(Value::Null);
+                    let mut old = prev.map(|p| (**p).clone()).unwrap_or(Value::Null);
                     set_resource_version(&mut old, ev.rv);
                     Some((EventType::Deleted, Arc::new(old)))
                 }
@@ -318,8 +357,46 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn cached(obj: Value) -> Arc<CachedObject> {
+        let kv = KeyValue { key: "k".into(), value: serde_json::to_vec(&obj).unwrap(), create_revision: 1, mod_revision: 6 };
+        Arc::new(CachedObject::new(kv, |kv| Ok(serde_json::from_slice(&kv.value).unwrap())))
+    }
+
     fn ev(t: EventType, obj: Value, prev: Option<Value>) -> CachedEvent {
-        CachedEvent { event_type: t, key: "k".into(), object: Arc::new(obj), prev: prev.map(Arc::new), rv: 7 }
+        CachedEvent { event_type: t, key: "k".into(), object: cached(obj), prev: prev.map(cached), rv: 7 }
+    }
+
+    #[test]
+    fn objects_decode_once_on_first_use() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static DECODES: AtomicUsize = AtomicUsize::new(0);
+        fn counting(kv: &KeyValue) -> Result<Value, String> {
+            DECODES.fetch_add(1, Ordering::SeqCst);
+            serde_json::from_slice(&kv.value).map_err(|e| e.to_string())
+        }
+        let kv = |v: &[u8]| KeyValue { key: "k".into(), value: v.to_vec(), create_revision: 1, mod_revision: 2 };
+        let good = CachedObject::new(kv(br#"{"a":1}"#), counting);
+        assert_eq!(DECODES.load(Ordering::SeqCst), 0, "nothing is decoded before it is used");
+        assert_eq!(good.value().unwrap()["a"], 1);
+        assert_eq!(good.value().unwrap()["a"], 1);
+        assert_eq!(DECODES.load(Ordering::SeqCst), 1);
+        let bad = Arc::new(CachedObject::new(kv(b"{not json"), counting));
+        assert!(bad.value().is_none());
+        assert!(decoded(vec![bad.clone(), Arc::new(good)]).len() == 1, "undecodable objects are skipped");
+        let e = CachedEvent { event_type: EventType::Added, key: "k".into(), object: bad, prev: None, rv: 2 };
+        assert!(filter_event(&e, |_| true).is_none());
+    }
+
+    #[test]
+    fn deletion_reports_the_last_state_at_the_deletion_revision() {
+        let last = CachedObject::new(
+            KeyValue { key: "k".into(), value: br#"{"metadata":{"name":"a"}}"#.to_vec(), create_revision: 1, mod_revision: 3 },
+            crate::registry::decode,
+        );
+        let deleted = last.at_revision(9);
+        assert_eq!(last.value().unwrap()["metadata"]["resourceVersion"], "3");
+        assert_eq!(deleted.value().unwrap()["metadata"]["resourceVersion"], "9");
+        assert_eq!(deleted.value().unwrap()["metadata"]["name"], "a");
     }
 
     #[test]
