@@ -1512,8 +1512,11 @@ impl Handler for App {
         let is_watch = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
             || req.uri().path().contains("/watch/");
         let _inflight = (!is_watch).then(|| crate::metrics::inflight(crate::metrics::RequestKind::for_method(&method)));
+        let accept_encoding = req.headers().get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
+        let compression = crate::compression::Policy::for_request(&method, &path, accept_encoding, is_watch);
         let mut labels = ReqLabels::default();
         let resp = self.route(req, user.clone(), &mut labels).await;
+        let resp = crate::compression::apply(compression, resp).await;
         let code = resp.status().as_u16();
         if !labels.verb.is_empty() {
             let l = crate::metrics::RequestLabels {
