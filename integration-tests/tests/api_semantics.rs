@@ -514,7 +514,8 @@ fn gunzip(body: &[u8]) -> Vec<u8> {
 /// The raw client here does not decompress, so the bytes on the wire are checked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_responses_are_gzipped_when_the_client_accepts_gzip() {
-    let s = ApiServer::start_default().await;
+    // --v=4 logs each request with the encoding of its response.
+    let s = ApiServer::start(ApiServerOptions::from_env().arg("--v=4")).await;
     let api = Api::new(&s);
     let (code, _) = api.post("/api/v1/namespaces", json!({"metadata": {"name": "bulk"}})).await;
     assert_eq!(code, 201);
@@ -594,6 +595,24 @@ async fn large_responses_are_gzipped_when_the_client_accepts_gzip() {
     assert_eq!(added, 24, "{events}");
 
     // kubectl (Go's client asks for gzip and decompresses) reads the large list and Table.
+    let gzipped_lists = || {
+        let log = std::fs::read_to_string(s.log_path()).unwrap();
+        // Without the terminal colours of the log.
+        let mut plain = String::with_capacity(log.len());
+        let mut chars = log.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                chars.by_ref().find(|&c| c == 'm');
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+            .lines()
+            .filter(|l| l.contains("path=/api/v1/namespaces/bulk/configmaps ") && l.contains("encoding=\"gzip\""))
+            .count()
+    };
+    let before = gzipped_lists();
     let out = s.kubectl_ok(&["get", "configmaps", "-n", "bulk"]).await;
     assert_eq!(out.lines().count(), 25, "{out}");
     assert!(out.lines().nth(1).unwrap().starts_with("cm-00 "), "{out}");
@@ -601,4 +620,5 @@ async fn large_responses_are_gzipped_when_the_client_accepts_gzip() {
     let list: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 24);
     assert_eq!(list["items"][23]["data"]["filler"], filler.as_str());
+    assert_eq!(gzipped_lists(), before + 2, "kubectl's two lists went out gzipped");
 }

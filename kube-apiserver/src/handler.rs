@@ -1530,7 +1530,8 @@ impl Handler for App {
             };
             crate::metrics::observe_request(&l, code, start.elapsed());
         }
-        debug!(%method, %path, code, user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"), elapsed_us = start.elapsed().as_micros() as u64, "request");
+        let encoding = resp.headers().get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
+        debug!(%method, %path, code, user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"), elapsed_us = start.elapsed().as_micros() as u64, encoding, "request");
         resp
     }
 }
