@@ -1,6 +1,7 @@
 //! Object semantics of the REST API as upstream defines them: metadata, generation, finalizers,
 //! graceful deletion, dry run, namespace lifecycle, Service allocation, subresources (binding,
-//! eviction, finalize, status, scale), field selectors, compaction and the watch window.
+//! eviction, finalize, status, scale), field selectors, compaction and the watch window, and
+//! response compression.
 
 use std::time::Duration;
 
@@ -499,4 +500,125 @@ async fn horizontal_pod_autoscalers_are_served_as_v2_and_v1() {
     assert_eq!(out, "50");
     let out = s.kubectl_ok(&["get", "hpa"]).await;
     assert!(out.contains("cpu") && out.contains("Deployment/web") && out.contains("mem"), "{out}");
+}
+
+fn gunzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body).read_to_end(&mut out).expect("a valid gzip stream");
+    out
+}
+
+/// Upstream's APIResponseCompression: a body larger than 128 KiB is gzipped when the client sends
+/// `Accept-Encoding: gzip` (as Go's client does); smaller bodies and watches are sent as is.
+/// The raw client here does not decompress, so the bytes on the wire are checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_responses_are_gzipped_when_the_client_accepts_gzip() {
+    // --v=4 logs each request with the encoding of its response.
+    let s = ApiServer::start(ApiServerOptions::from_env().arg("--v=4")).await;
+    let api = Api::new(&s);
+    let (code, _) = api.post("/api/v1/namespaces", json!({"metadata": {"name": "bulk"}})).await;
+    assert_eq!(code, 201);
+    // 24 ConfigMaps with 6 KiB of data and a 6 KiB annotation each: the list is ~300 KiB and
+    // kubectl's Table (rows carry the object metadata) is above 128 KiB too.
+    let filler = "x".repeat(6 * 1024);
+    let creates = (0..24).map(|i| {
+        api.post(
+            "/api/v1/namespaces/bulk/configmaps",
+            json!({"metadata": {"name": format!("cm-{i:02}"), "annotations": {"filler": filler}}, "data": {"filler": filler}}),
+        )
+    });
+    for (code, body) in futures::future::join_all(creates).await {
+        assert_eq!(code, 201, "{body}");
+    }
+    let list_url = format!("{}/api/v1/namespaces/bulk/configmaps", s.url());
+
+    // (a) gzip accepted: compressed, Vary names the request header, and the JSON list inside.
+    let r = api.http.get(&list_url).header("Accept-Encoding", "gzip").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let vary: Vec<_> = r.headers().get_all("vary").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert!(vary.iter().any(|v| v == "Accept-Encoding"), "{vary:?}");
+    let wire = r.bytes().await.unwrap();
+    let plain = gunzip(&wire);
+    assert!(plain.len() > 128 * 1024, "{}", plain.len());
+    assert!(wire.len() * 10 < plain.len(), "{} compressed to {}", plain.len(), wire.len());
+    let list: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(list["kind"], "ConfigMapList");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 24);
+    assert_eq!(items[0]["data"]["filler"], filler.as_str());
+
+    // Also when gzip is one of several codings, as curl --compressed sends them.
+    let r = api.http.get(&list_url).header("Accept-Encoding", "deflate, gzip, br").send().await.unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+
+    // (b) the same list without Accept-Encoding: sent as is.
+    let r = api.http.get(&list_url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-encoding").is_none());
+    assert!(r.headers().get_all("vary").iter().all(|v| v != "Accept-Encoding"));
+    let body = r.bytes().await.unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["items"].as_array().unwrap().len(), 24);
+    // A coding upstream does not serve is the same as none.
+    let r = api.http.get(&list_url).header("Accept-Encoding", "br").send().await.unwrap();
+    assert!(r.headers().get("content-encoding").is_none());
+
+    // (c) a small object with gzip accepted: below the threshold, sent as is.
+    let r = api.http.get(format!("{list_url}/cm-00")).header("Accept-Encoding", "gzip").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-encoding").is_none());
+    let cm: Value = r.json().await.unwrap();
+    assert_eq!(cm["metadata"]["name"], "cm-00");
+
+    // The Table form kubectl asks for is compressed like any API response.
+    let table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let r = api.http.get(&list_url).header("Accept", table_accept).header("Accept-Encoding", "gzip").send().await.unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let table: Value = serde_json::from_slice(&gunzip(&r.bytes().await.unwrap())).unwrap();
+    assert_eq!(table["kind"], "Table");
+    assert_eq!(table["rows"].as_array().unwrap().len(), 24);
+
+    // A watch is a stream: never compressed, even when its initial events are large.
+    let r = api
+        .http
+        .get(format!("{list_url}?watch=true&timeoutSeconds=1"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-encoding").is_none());
+    let events = r.text().await.unwrap();
+    let added = events.lines().filter(|l| serde_json::from_str::<Value>(l).unwrap()["type"] == "ADDED").count();
+    assert_eq!(added, 24, "{events}");
+
+    // kubectl (Go's client asks for gzip and decompresses) reads the large list and Table.
+    let gzipped_lists = || {
+        let log = std::fs::read_to_string(s.log_path()).unwrap();
+        // Without the terminal colours of the log.
+        let mut plain = String::with_capacity(log.len());
+        let mut chars = log.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                chars.by_ref().find(|&c| c == 'm');
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+            .lines()
+            .filter(|l| l.contains("path=/api/v1/namespaces/bulk/configmaps ") && l.contains("encoding=\"gzip\""))
+            .count()
+    };
+    let before = gzipped_lists();
+    let out = s.kubectl_ok(&["get", "configmaps", "-n", "bulk"]).await;
+    assert_eq!(out.lines().count(), 25, "{out}");
+    assert!(out.lines().nth(1).unwrap().starts_with("cm-00 "), "{out}");
+    let out = s.kubectl_ok(&["get", "configmaps", "-n", "bulk", "-o", "json"]).await;
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 24);
+    assert_eq!(list["items"][23]["data"]["filler"], filler.as_str());
+    assert_eq!(gzipped_lists(), before + 2, "kubectl's two lists went out gzipped");
 }

@@ -1512,8 +1512,11 @@ impl Handler for App {
         let is_watch = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
             || req.uri().path().contains("/watch/");
         let _inflight = (!is_watch).then(|| crate::metrics::inflight(crate::metrics::RequestKind::for_method(&method)));
+        let accept_encoding = req.headers().get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
+        let compression = crate::compression::Policy::for_request(&method, &path, accept_encoding, is_watch);
         let mut labels = ReqLabels::default();
         let resp = self.route(req, user.clone(), &mut labels).await;
+        let resp = crate::compression::apply(compression, resp).await;
         let code = resp.status().as_u16();
         if !labels.verb.is_empty() {
             let l = crate::metrics::RequestLabels {
@@ -1527,7 +1530,8 @@ impl Handler for App {
             };
             crate::metrics::observe_request(&l, code, start.elapsed());
         }
-        debug!(%method, %path, code, user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"), elapsed_us = start.elapsed().as_micros() as u64, "request");
+        let encoding = resp.headers().get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
+        debug!(%method, %path, code, user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"), elapsed_us = start.elapsed().as_micros() as u64, encoding, "request");
         resp
     }
 }

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod allocator;
 pub mod app;
 pub mod cacher;
+pub mod compression;
 pub mod config;
 pub mod defaults;
 pub mod discovery;
