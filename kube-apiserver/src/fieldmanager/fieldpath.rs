@@ -242,30 +242,28 @@ impl FieldSet {
 
     /// The `FieldsV1` form.
     pub fn to_fields_v1(&self) -> Value {
-        #[derive(Default)]
-        struct Node {
-            member: bool,
-            children: BTreeMap<PathElement, Node>,
-        }
-        fn render(node: &Node) -> Value {
+        // The set is sorted, so the paths under one prefix are contiguous, a prefix first.
+        fn render(paths: &[&[PathElement]], depth: usize) -> Value {
             let mut out = Map::new();
-            if node.member && !node.children.is_empty() {
-                out.insert(".".into(), Value::Object(Map::new()));
+            let mut member = false;
+            let mut i = 0;
+            while i < paths.len() {
+                let Some(pe) = paths[i].get(depth) else {
+                    member = true;
+                    i += 1;
+                    continue;
+                };
+                let end = i + paths[i..].iter().take_while(|p| p.get(depth).is_some_and(|x| x.cmp(pe).is_eq())).count();
+                out.insert(pe.to_key(), render(&paths[i..end], depth + 1));
+                i = end;
             }
-            for (pe, child) in &node.children {
-                out.insert(pe.to_key(), render(child));
+            if member && !out.is_empty() {
+                out.insert(".".into(), Value::Object(Map::new()));
             }
             Value::Object(out)
         }
-        let mut root = Node::default();
-        for path in &self.0 {
-            let mut node = &mut root;
-            for pe in path {
-                node = node.children.entry(pe.clone()).or_default();
-            }
-            node.member = true;
-        }
-        render(&root)
+        let paths: Vec<&[PathElement]> = self.0.iter().map(Vec::as_slice).collect();
+        render(&paths, 0)
     }
 
     /// Parse `FieldsV1`.

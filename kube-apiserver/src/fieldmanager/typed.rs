@@ -134,6 +134,28 @@ fn is_empty_container(v: Option<&Value>) -> bool {
     }
 }
 
+/// The keys of two maps, each once, in order (serde_json maps iterate in key order, so this is
+/// a merge; were they not, a key would only be visited twice).
+fn union_keys<'a>(
+    l: Option<&'a serde_json::Map<String, Value>>,
+    r: Option<&'a serde_json::Map<String, Value>>,
+) -> impl Iterator<Item = &'a String> {
+    let mut li = l.into_iter().flatten().map(|(k, _)| k).peekable();
+    let mut ri = r.into_iter().flatten().map(|(k, _)| k).peekable();
+    std::iter::from_fn(move || match (li.peek(), ri.peek()) {
+        (Some(a), Some(b)) => match a.cmp(b) {
+            std::cmp::Ordering::Less => li.next(),
+            std::cmp::Ordering::Greater => ri.next(),
+            std::cmp::Ordering::Equal => {
+                ri.next();
+                li.next()
+            }
+        },
+        (Some(_), None) => li.next(),
+        (None, _) => ri.next(),
+    })
+}
+
 /// Which fields `rhs` adds, modifies and removes relative to `lhs`. Containers count as added
 /// (removed) when they appear (disappear) as a whole.
 pub fn compare(schema: Schema<'_>, lhs: &Value, rhs: &Value) -> Comparison {
@@ -178,13 +200,7 @@ fn compare_at(
                 lhs.and_then(Value::as_object),
                 rhs.and_then(Value::as_object),
             );
-            let keys: BTreeSet<&String> = l
-                .into_iter()
-                .flatten()
-                .chain(r.into_iter().flatten())
-                .map(|(k, _)| k)
-                .collect();
-            for k in keys {
+            for k in union_keys(l, r) {
                 let child = match &shape {
                     Shape::Map(elem) => *elem,
                     _ => s.field(k).unwrap_or(Schema::Deduced),
