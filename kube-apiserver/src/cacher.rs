@@ -84,6 +84,19 @@ pub struct CachedEvent {
     /// The object before the change, if it existed.
     pub prev: Option<Arc<CachedObject>>,
     pub rv: Revision,
+    /// The event as a JSON watch line, encoded by its first watcher.
+    line: OnceLock<bytes::Bytes>,
+}
+
+impl CachedEvent {
+    pub fn new(event_type: EventType, key: String, object: Arc<CachedObject>, prev: Option<Arc<CachedObject>>, rv: Revision) -> Self {
+        CachedEvent { event_type, key, object, prev, rv, line: OnceLock::new() }
+    }
+
+    /// This event as `encode` writes it, encoded once for every watcher that sends it unchanged.
+    pub fn encoded(&self, encode: impl FnOnce() -> bytes::Bytes) -> bytes::Bytes {
+        self.line.get_or_init(encode).clone()
+    }
 }
 
 /// Turns stored bytes into an API object with `metadata.resourceVersion` set.
@@ -232,7 +245,7 @@ impl Cacher {
                 (EventType::Deleted, Arc::new(last.at_revision(rv)))
             }
         };
-        let event = Arc::new(CachedEvent { event_type, key, object, prev, rv });
+        let event = Arc::new(CachedEvent::new(event_type, key, object, prev, rv));
         inner.rv = rv;
         inner.events.push_back(event.clone());
         while inner.events.len() > self.capacity {
@@ -363,7 +376,7 @@ mod tests {
     }
 
     fn ev(t: EventType, obj: Value, prev: Option<Value>) -> CachedEvent {
-        CachedEvent { event_type: t, key: "k".into(), object: cached(obj), prev: prev.map(cached), rv: 7 }
+        CachedEvent::new(t, "k".into(), cached(obj), prev.map(cached), 7)
     }
 
     #[test]
@@ -383,7 +396,7 @@ mod tests {
         let bad = Arc::new(CachedObject::new(kv(b"{not json"), counting));
         assert!(bad.value().is_none());
         assert!(decoded(vec![bad.clone(), Arc::new(good)]).len() == 1, "undecodable objects are skipped");
-        let e = CachedEvent { event_type: EventType::Added, key: "k".into(), object: bad, prev: None, rv: 2 };
+        let e = CachedEvent::new(EventType::Added, "k".into(), bad, None, 2);
         assert!(filter_event(&e, |_| true).is_none());
     }
 

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::allocator::ServiceAllocator;
-use crate::cacher::filter_event;
+use crate::cacher::{CachedEvent, EventType, filter_event};
 use crate::config::Config;
 use crate::discovery::{self, Discovery};
 use crate::errors::{ApiError, Cause, Target};
@@ -1134,6 +1134,14 @@ impl App {
                         watch_line(ty, obj)
                     }
                 };
+                // An event sent as it is, in JSON, is encoded once for all its watchers.
+                let encode_event = |ev: &CachedEvent, ty: EventType, obj: &Value, first: &mut bool| -> Bytes {
+                    if matches!(format, Format::Json) && ty == ev.event_type {
+                        ev.encoded(|| encode(ty.as_str(), obj, first))
+                    } else {
+                        encode(ty.as_str(), obj, first)
+                    }
+                };
                 let deadline = tokio::time::Instant::now() + timeout;
                 let mut sub = start.sub;
                 let mut last_rv = sub.after;
@@ -1152,7 +1160,7 @@ impl App {
                 for ev in backlog {
                     last_rv = last_rv.max(ev.rv);
                     if let Some((ty, obj)) = filter_event(&ev, |o| store.watch_matches(ns.as_deref(), &q, o)) {
-                        if tx.send(encode(ty.as_str(), &obj, &mut first_table)).await.is_err() {
+                        if tx.send(encode_event(&ev, ty, &obj, &mut first_table)).await.is_err() {
                             return;
                         }
                     }
@@ -1166,7 +1174,7 @@ impl App {
                                 if ev.rv <= last_rv { continue; }
                                 last_rv = ev.rv;
                                 if let Some((ty, obj)) = filter_event(&ev, |o| store.watch_matches(ns.as_deref(), &q, o)) {
-                                    if tx.send(encode(ty.as_str(), &obj, &mut first_table)).await.is_err() { return; }
+                                    if tx.send(encode_event(&ev, ty, &obj, &mut first_table)).await.is_err() { return; }
                                 }
                             }
                             // Too slow or the cache was reset: end the watch; the client resumes.
@@ -1224,8 +1232,14 @@ fn bookmark(info: &resources::ResourceInfo, rv: i64, initial_end: bool) -> Value
     json!({"kind": info.kind, "apiVersion": gv, "metadata": metadata})
 }
 
-fn watch_line(ty: &str, obj: &Value) -> Bytes {
-    let mut v = serde_json::to_vec(&json!({"type": ty, "object": obj})).expect("JSON serializes");
+fn watch_line(ty: &str, obj: &impl serde::Serialize) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Event<'a, T> {
+        #[serde(rename = "type")]
+        ty: &'a str,
+        object: &'a T,
+    }
+    let mut v = serde_json::to_vec(&Event { ty, object: obj }).expect("JSON serializes");
     v.push(b'\n');
     Bytes::from(v)
 }
