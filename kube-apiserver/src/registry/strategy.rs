@@ -281,6 +281,24 @@ impl Strategy for Services {
     }
 }
 
+/// CustomResourceDefinitions: generation, and the storage version recorded in
+/// `status.storedVersions` on create (upstream's `PrepareForCreate`).
+pub struct CustomResourceDefinitions;
+
+#[async_trait]
+impl Strategy for CustomResourceDefinitions {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn prepare_for_create(&self, obj: &mut Value) {
+        let versions = obj["spec"]["versions"].as_array();
+        let storage = versions.and_then(|vs| vs.iter().find(|v| v["storage"] == true)).and_then(|v| v["name"].as_str());
+        if let Some(name) = storage.map(str::to_string) {
+            obj["status"] = json!({"storedVersions": [name]});
+        }
+    }
+}
+
 fn checks(create: fn(&Value) -> Vec<Cause>, update: Option<fn(&Value, &Value) -> Vec<Cause>>) -> Option<Checks> {
     Some(Checks { create, update })
 }
@@ -315,6 +333,7 @@ pub fn for_resource(group: &str, plural: &str, allocator: &Arc<ServiceAllocator>
         ("", "endpoints" | "events") | ("coordination.k8s.io", "leases") | ("events.k8s.io", "events") => {
             Arc::new(Generic { create_on_update: true, ..Generic::default() })
         }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => Arc::new(CustomResourceDefinitions),
         ("rbac.authorization.k8s.io", _) => Arc::new(Generic { name_rule: NameRule::PathSegment, ..Generic::default() }),
         (
             "apps" | "batch" | "autoscaling" | "policy" | "networking.k8s.io" | "apiextensions.k8s.io"
