@@ -633,6 +633,12 @@ async fn new_objects_carry_the_zero_status() {
         "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})).await;
     assert_eq!(pvc["status"], json!({"phase": "Pending"}));
+    let (code, pv) = api.post("/api/v1/persistentvolumes", json!({"apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": "pv1"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": "/tmp/pv1"}}, "status": {"phase": "Bound"}})).await;
+    assert_eq!(code, 201, "{pv}");
+    assert_eq!(pv["status"]["phase"], "Pending");
+    assert!(pv["status"]["lastPhaseTransitionTime"].as_str().is_some_and(|t| t.ends_with('Z')), "{pv}");
     // ConfigMaps have no status at all.
     let (_, cm) = api.post("/api/v1/namespaces/default/configmaps", json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "c"}})).await;

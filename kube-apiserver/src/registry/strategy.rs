@@ -281,6 +281,17 @@ impl Strategy for Services {
     }
 }
 
+/// PersistentVolumes start Pending, with the time of that phase (upstream's `PrepareForCreate`
+/// with the PersistentVolumeLastPhaseTransitionTime feature, GA in v1.31).
+pub struct PersistentVolumes;
+
+#[async_trait]
+impl Strategy for PersistentVolumes {
+    fn prepare_for_create(&self, obj: &mut Value) {
+        obj["status"] = json!({"phase": "Pending", "lastPhaseTransitionTime": crate::registry::meta::now_rfc3339()});
+    }
+}
+
 /// CustomResourceDefinitions: generation, and the storage version recorded in
 /// `status.storedVersions` on create (upstream's `PrepareForCreate`).
 pub struct CustomResourceDefinitions;
@@ -328,6 +339,7 @@ pub fn for_resource(group: &str, plural: &str, allocator: &Arc<ServiceAllocator>
         ("batch", "jobs") => Arc::new(Jobs),
         ("batch", "cronjobs") => workload(checks(workloads::cron_job, None)),
         ("", "namespaces") => Arc::new(Namespaces),
+        ("", "persistentvolumes") => Arc::new(PersistentVolumes),
         ("", "nodes") => Arc::new(Nodes),
         ("", "services") => Arc::new(Services { allocator: allocator.clone() }),
         ("", "endpoints" | "events") | ("coordination.k8s.io", "leases") | ("events.k8s.io", "events") => {
