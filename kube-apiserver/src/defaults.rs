@@ -877,4 +877,25 @@ mod tests {
         let pc = applied("scheduling.k8s.io", "PriorityClass", json!({"value": 5}));
         assert_eq!(pc["preemptionPolicy"], "PreemptLowerPriority");
     }
+
+    #[test]
+    fn zero_statuses_are_filled_in() {
+        let rs = applied("apps", "ReplicaSet", json!({"apiVersion": "apps/v1", "spec": {}}));
+        assert_eq!(rs["status"], json!({"replicas": 0}));
+        let sts = applied("apps", "StatefulSet", json!({"apiVersion": "apps/v1", "status": {"replicas": 2, "readyReplicas": 1}}));
+        assert_eq!(sts["status"], json!({"replicas": 2, "readyReplicas": 1, "availableReplicas": 0}));
+        let hpa = applied("autoscaling", "HorizontalPodAutoscaler", json!({"apiVersion": "autoscaling/v2", "status": null}));
+        assert_eq!(hpa["status"], json!({"desiredReplicas": 0, "currentMetrics": null}));
+        let hpa1 = applied("autoscaling", "HorizontalPodAutoscaler", json!({"apiVersion": "autoscaling/v1"}));
+        assert_eq!(hpa1["status"], json!({"currentReplicas": 0, "desiredReplicas": 0}));
+        let node = applied("", "Node", json!({"apiVersion": "v1", "status": {"nodeInfo": {"kubeletVersion": "v1.33.0"}}}));
+        assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.33.0");
+        assert_eq!(node["status"]["nodeInfo"]["bootID"], "");
+        assert_eq!(node["status"]["daemonEndpoints"], json!({"kubeletEndpoint": {"Port": 0}}));
+        let ns = applied("", "Namespace", json!({"apiVersion": "v1", "metadata": {"name": "a"}}));
+        assert_eq!(ns["status"], json!({"phase": "Active"}));
+        assert_eq!(applied("apps", "Deployment", json!({"apiVersion": "apps/v1"}))["status"], json!({}));
+        // Kinds without a status get none.
+        assert!(applied("", "ConfigMap", json!({"apiVersion": "v1"})).get("status").is_none());
+    }
 }
