@@ -622,3 +622,202 @@ async fn large_responses_are_gzipped_when_the_client_accepts_gzip() {
     assert_eq!(list["items"][23]["data"]["filler"], filler.as_str());
     assert_eq!(gzipped_lists(), before + 2, "kubectl's two lists went out gzipped");
 }
+
+/// The `status` a new object is created with, as upstream returns it: Go's zero status, whose
+/// fields without `omitempty` are always written (`replicas: 0`), so that writing back an
+/// unchanged status is a no-op (same resourceVersion, no `status` manager).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_objects_carry_the_zero_status() {
+    let s = ApiServer::start_default().await;
+    let api = Api::new(&s);
+    let selector = json!({"matchLabels": {"app": "web"}});
+    let template = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let target = json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"});
+    let ns = "/namespaces/default";
+    let cases: Vec<(String, Value, Value)> = vec![
+        (
+            format!("/apis/apps/v1{ns}/replicasets"),
+            json!({"kind": "ReplicaSet", "apiVersion": "apps/v1", "spec": {"selector": selector, "template": template}}),
+            json!({"replicas": 0}),
+        ),
+        (
+            format!("/apis/apps/v1{ns}/statefulsets"),
+            json!({"kind": "StatefulSet", "apiVersion": "apps/v1", "spec": {"selector": selector, "template": template, "serviceName": "web"}}),
+            json!({"replicas": 0, "availableReplicas": 0}),
+        ),
+        (
+            format!("/apis/apps/v1{ns}/deployments"),
+            json!({"kind": "Deployment", "apiVersion": "apps/v1", "spec": {"selector": selector, "template": template}}),
+            json!({}),
+        ),
+        (
+            format!("/apis/apps/v1{ns}/daemonsets"),
+            json!({"kind": "DaemonSet", "apiVersion": "apps/v1", "spec": {"selector": selector, "template": template}}),
+            json!({"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0}),
+        ),
+        (
+            format!("/api/v1{ns}/replicationcontrollers"),
+            json!({"kind": "ReplicationController", "apiVersion": "v1", "spec": {"selector": {"app": "web"}, "template": template}}),
+            json!({"replicas": 0}),
+        ),
+        (
+            format!("/apis/policy/v1{ns}/poddisruptionbudgets"),
+            json!({"kind": "PodDisruptionBudget", "apiVersion": "policy/v1", "spec": {"selector": selector, "minAvailable": 1}}),
+            json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}),
+        ),
+        (
+            format!("/apis/autoscaling/v2{ns}/horizontalpodautoscalers"),
+            json!({"kind": "HorizontalPodAutoscaler", "apiVersion": "autoscaling/v2", "spec": {"scaleTargetRef": target, "maxReplicas": 3}}),
+            json!({"desiredReplicas": 0, "currentMetrics": null}),
+        ),
+        (
+            format!("/apis/autoscaling/v1{ns}/horizontalpodautoscalers"),
+            json!({"kind": "HorizontalPodAutoscaler", "apiVersion": "autoscaling/v1", "spec": {"scaleTargetRef": target, "maxReplicas": 3}}),
+            json!({"currentReplicas": 0, "desiredReplicas": 0}),
+        ),
+        (
+            format!("/apis/batch/v1{ns}/jobs"),
+            json!({"kind": "Job", "apiVersion": "batch/v1", "spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox"}]}}}}),
+            json!({}),
+        ),
+        (
+            format!("/api/v1{ns}/services"),
+            json!({"kind": "Service", "apiVersion": "v1", "spec": {"ports": [{"port": 80}]}}),
+            json!({"loadBalancer": {}}),
+        ),
+        (
+            format!("/api/v1{ns}/resourcequotas"),
+            json!({"kind": "ResourceQuota", "apiVersion": "v1", "spec": {"hard": {"pods": "10"}}}),
+            json!({}),
+        ),
+        (
+            format!("/apis/networking.k8s.io/v1{ns}/ingresses"),
+            json!({"kind": "Ingress", "apiVersion": "networking.k8s.io/v1", "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}}),
+            json!({"loadBalancer": {}}),
+        ),
+        (
+            "/apis/storage.k8s.io/v1/volumeattachments".to_string(),
+            json!({"kind": "VolumeAttachment", "apiVersion": "storage.k8s.io/v1", "spec": {"attacher": "csi.example.com",
+                "nodeName": "n1", "source": {"persistentVolumeName": "pv1"}}}),
+            json!({"attached": false}),
+        ),
+    ];
+    for (i, (path, mut body, want)) in cases.into_iter().enumerate() {
+        let kind = body["kind"].as_str().unwrap().to_string();
+        let name = format!("zero-{i}");
+        body["metadata"] = json!({"name": name});
+        // A status in the body of a create is dropped.
+        body["status"] = json!({"observedGeneration": 7});
+        let (code, created) = api.post(&path, body).await;
+        assert_eq!(code, 201, "{kind}: {created}");
+        assert_eq!(created["status"], want, "{kind}: created");
+        let (_, read) = api.get(&format!("{path}/{name}")).await;
+        assert_eq!(read["status"], want, "{kind}: read back");
+        let rv = read["metadata"]["resourceVersion"].clone();
+        assert_eq!(rv, created["metadata"]["resourceVersion"], "{kind}");
+
+        // Writing the status back unchanged writes nothing; neither does a status that leaves
+        // out its zero fields, as Go decodes both into the same struct.
+        let (code, put) = api.put(&format!("{path}/{name}/status"), read.clone()).await;
+        assert_eq!(code, 200, "{kind}: {put}");
+        assert_eq!(put["metadata"]["resourceVersion"], rv, "{kind}: unchanged status written");
+        assert_eq!(put["status"], want, "{kind}");
+        let mut sparse = read.clone();
+        sparse["status"] = json!({});
+        let (code, put) = api.put(&format!("{path}/{name}/status"), sparse).await;
+        assert_eq!(code, 200, "{kind}: {put}");
+        assert_eq!(put["metadata"]["resourceVersion"], rv, "{kind}: empty status written");
+        let (_, after) = api.get(&format!("{path}/{name}")).await;
+        assert_eq!(after["metadata"]["resourceVersion"], rv, "{kind}");
+        let managers = after["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
+        assert!(managers.iter().all(|m| m.get("subresource").is_none()), "{kind}: {managers:?}");
+
+        // A status update that leaves out zero fields stores them anyway.
+        let has_generation = !["Service", "Ingress", "VolumeAttachment"].contains(&kind.as_str());
+        if has_generation && want.as_object().is_some_and(|w| !w.is_empty()) {
+            let mut partial = after.clone();
+            partial["status"] = json!({"observedGeneration": 1});
+            let (code, put) = api.put(&format!("{path}/{name}/status"), partial).await;
+            assert_eq!(code, 200, "{kind}: {put}");
+            let mut expected = want.clone();
+            expected["observedGeneration"] = json!(1);
+            assert_eq!(put["status"], expected, "{kind}: partial status");
+        }
+    }
+
+    // Kinds whose strategy sets a status of its own keep it: pods, namespaces, claims.
+    let (_, pod) = api.post("/api/v1/namespaces/default/pods", pod("p", None)).await;
+    assert_eq!(pod["status"], json!({"phase": "Pending", "qosClass": "BestEffort"}));
+    let (_, nsobj) = api.post("/api/v1/namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "zero"}})).await;
+    assert_eq!(nsobj["status"], json!({"phase": "Active"}));
+    let (_, pvc) = api.post("/api/v1/namespaces/default/persistentvolumeclaims", json!({"apiVersion": "v1",
+        "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})).await;
+    assert_eq!(pvc["status"], json!({"phase": "Pending"}));
+    let (code, pv) = api.post("/api/v1/persistentvolumes", json!({"apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": "pv1"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": "/tmp/pv1"}}, "status": {"phase": "Bound"}})).await;
+    assert_eq!(code, 201, "{pv}");
+    assert_eq!(pv["status"]["phase"], "Pending");
+    assert!(pv["status"]["lastPhaseTransitionTime"].as_str().is_some_and(|t| t.ends_with('Z')), "{pv}");
+    // ConfigMaps have no status at all.
+    let (_, cm) = api.post("/api/v1/namespaces/default/configmaps", json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c"}})).await;
+    assert!(cm.get("status").is_none(), "{cm}");
+    // A CustomResourceDefinition starts with its storage version stored and no accepted names.
+    let (code, crd) = api.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [
+                {"name": "v1beta1", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object"}}},
+                {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]}})).await;
+    assert_eq!(code, 201, "{crd}");
+    assert_eq!(crd["status"], json!({"acceptedNames": {"plural": "", "kind": ""}, "storedVersions": ["v1"]}));
+}
+
+/// HEAD answers as over HTTP/1.1 on HTTP/2 too: the headers of the answer, no body (a body on a
+/// HEAD response is a protocol error in HTTP/2, so every HEAD used to fail there). Health and
+/// version paths answer HEAD like GET; resource paths answer 405 as upstream's go-restful does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_requests_answer_on_both_protocols() {
+    let s = ApiServer::start_default().await;
+    let h1 = s.http_builder().http1_only().build().unwrap();
+    let h2 = s.http_builder().http2_prior_knowledge().build().unwrap();
+    let api = Api::new(&s);
+    api.post("/api/v1/namespaces/default/configmaps", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})).await;
+    // The default client negotiates HTTP/2 by ALPN.
+    let head = s.http().head(format!("{}/healthz", s.url())).send().await.expect("HEAD /healthz with ALPN");
+    assert_eq!((head.version(), head.status().as_u16()), (reqwest::Version::HTTP_2, 200));
+    let like_get = ["/healthz", "/livez", "/readyz", "/healthz/ping", "/version", "/openapi/v2"];
+    let others = ["/api/v1/namespaces/default/configmaps/c", "/api/v1/namespaces/default/configmaps"];
+    for path in like_get.iter().chain(&others) {
+        let url = format!("{}{path}", s.url());
+        let mut answers = Vec::new();
+        for (client, version) in [(&h1, reqwest::Version::HTTP_11), (&h2, reqwest::Version::HTTP_2)] {
+            let head = client.head(&url).send().await.unwrap_or_else(|e| panic!("HEAD {path} over {version:?}: {e:?}"));
+            assert_eq!(head.version(), version, "{path}");
+            let headers: Vec<Option<String>> = ["content-type", "content-length", "cache-control"]
+                .iter()
+                .map(|h| head.headers().get(*h).map(|v| v.to_str().unwrap().to_string()))
+                .collect();
+            let code = head.status().as_u16();
+            assert!(head.bytes().await.unwrap().is_empty(), "body of HEAD {path} over {version:?}");
+            answers.push((code, headers));
+        }
+        assert_eq!(answers[0], answers[1], "HEAD {path} over HTTP/1.1 and HTTP/2");
+        let (code, headers) = &answers[1];
+        if like_get.contains(path) {
+            let get = h2.get(&url).send().await.unwrap();
+            assert_eq!(*code, get.status().as_u16(), "{path}");
+            let ct = get.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(headers[0], ct, "{path}");
+            let body = get.bytes().await.unwrap();
+            assert_eq!(headers[1], Some(body.len().to_string()), "content-length of HEAD {path}");
+        } else {
+            assert_eq!(*code, 405, "HEAD {path}");
+        }
+    }
+}

@@ -45,10 +45,77 @@ fn each<'a>(obj: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value
     obj.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten()
 }
 
+/// The zero value of a kind's status as upstream serializes it, for the kinds with a status
+/// subresource: Go decodes every object into a struct whose `status` is never absent, and
+/// writes the status fields without `omitempty` even when they are zero (`replicas: 0`).
+/// `None` for kinds without a status. HorizontalPodAutoscalers differ by version.
+pub fn zero_status(group: &str, kind: &str, api_version: &str) -> Option<Value> {
+    Some(match (group, kind) {
+        ("", "Node") => {
+            let info = ["machineID", "systemUUID", "bootID", "kernelVersion", "osImage", "containerRuntimeVersion",
+                "kubeletVersion", "kubeProxyVersion", "operatingSystem", "architecture"];
+            json!({
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+                "nodeInfo": info.iter().map(|f| (f.to_string(), json!(""))).collect::<Map<String, Value>>(),
+            })
+        }
+        ("", "ReplicationController") | ("apps", "ReplicaSet") => json!({"replicas": 0}),
+        ("", "Service") | ("networking.k8s.io", "Ingress") => json!({"loadBalancer": {}}),
+        ("apps", "StatefulSet") => json!({"replicas": 0, "availableReplicas": 0}),
+        ("apps", "DaemonSet") => json!({"currentNumberScheduled": 0, "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0, "numberReady": 0}),
+        ("autoscaling", "HorizontalPodAutoscaler") if api_version == "autoscaling/v1" => {
+            json!({"currentReplicas": 0, "desiredReplicas": 0})
+        }
+        ("autoscaling", "HorizontalPodAutoscaler") => json!({"desiredReplicas": 0, "currentMetrics": null}),
+        ("policy", "PodDisruptionBudget") => json!({"disruptionsAllowed": 0, "currentHealthy": 0,
+            "desiredHealthy": 0, "expectedPods": 0}),
+        ("storage.k8s.io", "VolumeAttachment") => json!({"attached": false}),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            json!({"acceptedNames": {"plural": "", "kind": ""}, "storedVersions": null})
+        }
+        // Statuses whose fields are all `omitempty` (phases are defaulted per kind below).
+        ("", "Namespace" | "PersistentVolumeClaim" | "PersistentVolume" | "Pod" | "ResourceQuota")
+        | ("apps", "Deployment")
+        | ("batch", "Job" | "CronJob")
+        | ("certificates.k8s.io", "CertificateSigningRequest")
+        | ("networking.k8s.io", "ServiceCIDR")
+        | ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy")
+        | ("flowcontrol.apiserver.k8s.io", "FlowSchema" | "PriorityLevelConfiguration")
+        | ("apiregistration.k8s.io", "APIService") => json!({}),
+        _ => return None,
+    })
+}
+
+/// Fill what `zero` has and `v` lacks, recursing into objects both have.
+fn fill_zero(v: &mut Value, zero: Value) {
+    match (v, zero) {
+        (v, zero) if v.is_null() => *v = zero,
+        (Value::Object(m), Value::Object(z)) => {
+            for (k, zv) in z {
+                match m.get_mut(&k) {
+                    Some(x) => fill_zero(x, zv),
+                    None => {
+                        m.insert(k, zv);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Apply the defaults of `group`/`kind` to `obj` in place.
 pub fn apply(group: &str, kind: &str, obj: &mut Value) {
     if !obj.is_object() {
         return;
+    }
+    let api_version = obj["apiVersion"].as_str().unwrap_or("");
+    if let Some(zero) = zero_status(group, kind, api_version) {
+        let status = obj.as_object_mut().map(|m| m.entry("status").or_insert(Value::Null));
+        if let Some(status) = status {
+            fill_zero(status, zero);
+        }
     }
     match (group, kind) {
         ("", "Pod") => {
@@ -809,5 +876,26 @@ mod tests {
         assert_eq!(np["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
         let pc = applied("scheduling.k8s.io", "PriorityClass", json!({"value": 5}));
         assert_eq!(pc["preemptionPolicy"], "PreemptLowerPriority");
+    }
+
+    #[test]
+    fn zero_statuses_are_filled_in() {
+        let rs = applied("apps", "ReplicaSet", json!({"apiVersion": "apps/v1", "spec": {}}));
+        assert_eq!(rs["status"], json!({"replicas": 0}));
+        let sts = applied("apps", "StatefulSet", json!({"apiVersion": "apps/v1", "status": {"replicas": 2, "readyReplicas": 1}}));
+        assert_eq!(sts["status"], json!({"replicas": 2, "readyReplicas": 1, "availableReplicas": 0}));
+        let hpa = applied("autoscaling", "HorizontalPodAutoscaler", json!({"apiVersion": "autoscaling/v2", "status": null}));
+        assert_eq!(hpa["status"], json!({"desiredReplicas": 0, "currentMetrics": null}));
+        let hpa1 = applied("autoscaling", "HorizontalPodAutoscaler", json!({"apiVersion": "autoscaling/v1"}));
+        assert_eq!(hpa1["status"], json!({"currentReplicas": 0, "desiredReplicas": 0}));
+        let node = applied("", "Node", json!({"apiVersion": "v1", "status": {"nodeInfo": {"kubeletVersion": "v1.33.0"}}}));
+        assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.33.0");
+        assert_eq!(node["status"]["nodeInfo"]["bootID"], "");
+        assert_eq!(node["status"]["daemonEndpoints"], json!({"kubeletEndpoint": {"Port": 0}}));
+        let ns = applied("", "Namespace", json!({"apiVersion": "v1", "metadata": {"name": "a"}}));
+        assert_eq!(ns["status"], json!({"phase": "Active"}));
+        assert_eq!(applied("apps", "Deployment", json!({"apiVersion": "apps/v1"}))["status"], json!({}));
+        // Kinds without a status get none.
+        assert!(applied("", "ConfigMap", json!({"apiVersion": "v1"})).get("status").is_none());
     }
 }

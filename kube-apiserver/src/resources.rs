@@ -684,8 +684,11 @@ pub fn convert_hpa(v: Value, to_version: &str) -> Value {
         let current_other = take(HPA_CURRENT_METRICS).and_then(|m| m.as_array().cloned()).unwrap_or_default();
         let conditions = take(HPA_CONDITIONS);
         if status.is_object() {
-            let mut st = json!({"currentReplicas": status["currentReplicas"].as_i64().unwrap_or(0),
-                                "desiredReplicas": status["desiredReplicas"].as_i64().unwrap_or(0)});
+            // v2's currentReplicas is `omitempty`, its desiredReplicas is not.
+            let mut st = json!({"desiredReplicas": status["desiredReplicas"].as_i64().unwrap_or(0)});
+            if let Some(c) = status["currentReplicas"].as_i64().filter(|c| *c != 0) {
+                st["currentReplicas"] = json!(c);
+            }
             for k in ["observedGeneration", "lastScaleTime"] {
                 if !status[k].is_null() {
                     st[k] = status[k].clone();

@@ -281,6 +281,35 @@ impl Strategy for Services {
     }
 }
 
+/// PersistentVolumes start Pending, with the time of that phase (upstream's `PrepareForCreate`
+/// with the PersistentVolumeLastPhaseTransitionTime feature, GA in v1.31).
+pub struct PersistentVolumes;
+
+#[async_trait]
+impl Strategy for PersistentVolumes {
+    fn prepare_for_create(&self, obj: &mut Value) {
+        obj["status"] = json!({"phase": "Pending", "lastPhaseTransitionTime": crate::registry::meta::now_rfc3339()});
+    }
+}
+
+/// CustomResourceDefinitions: generation, and the storage version recorded in
+/// `status.storedVersions` on create (upstream's `PrepareForCreate`).
+pub struct CustomResourceDefinitions;
+
+#[async_trait]
+impl Strategy for CustomResourceDefinitions {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn prepare_for_create(&self, obj: &mut Value) {
+        let versions = obj["spec"]["versions"].as_array();
+        let storage = versions.and_then(|vs| vs.iter().find(|v| v["storage"] == true)).and_then(|v| v["name"].as_str());
+        if let Some(name) = storage.map(str::to_string) {
+            obj["status"] = json!({"storedVersions": [name]});
+        }
+    }
+}
+
 fn checks(create: fn(&Value) -> Vec<Cause>, update: Option<fn(&Value, &Value) -> Vec<Cause>>) -> Option<Checks> {
     Some(Checks { create, update })
 }
@@ -310,11 +339,13 @@ pub fn for_resource(group: &str, plural: &str, allocator: &Arc<ServiceAllocator>
         ("batch", "jobs") => Arc::new(Jobs),
         ("batch", "cronjobs") => workload(checks(workloads::cron_job, None)),
         ("", "namespaces") => Arc::new(Namespaces),
+        ("", "persistentvolumes") => Arc::new(PersistentVolumes),
         ("", "nodes") => Arc::new(Nodes),
         ("", "services") => Arc::new(Services { allocator: allocator.clone() }),
         ("", "endpoints" | "events") | ("coordination.k8s.io", "leases") | ("events.k8s.io", "events") => {
             Arc::new(Generic { create_on_update: true, ..Generic::default() })
         }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => Arc::new(CustomResourceDefinitions),
         ("rbac.authorization.k8s.io", _) => Arc::new(Generic { name_rule: NameRule::PathSegment, ..Generic::default() }),
         (
             "apps" | "batch" | "autoscaling" | "policy" | "networking.k8s.io" | "apiextensions.k8s.io"

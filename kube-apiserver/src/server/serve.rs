@@ -238,6 +238,31 @@ pub fn is_public_path(path: &str) -> bool {
 }
 
 async fn handle(
+    req: http::Request<Incoming>,
+    info: ConnInfo,
+    auth: &Authenticator,
+    peer_certs: Option<&[CertificateDer<'static>]>,
+    handler: Arc<dyn Handler>,
+) -> http::Response<Body> {
+    let head = req.method() == http::Method::HEAD;
+    let resp = handle_any(req, info, auth, peer_certs, handler).await;
+    if head { without_body(resp) } else { resp }
+}
+
+/// The answer to a HEAD request: the headers the request would get with its body, no body.
+/// HTTP/1.1 drops the body of a HEAD response by itself; HTTP/2 does not, and a DATA frame on
+/// a HEAD response is a protocol error to clients (curl, Go, h2), so the body goes here for both.
+fn without_body(resp: http::Response<Body>) -> http::Response<Body> {
+    use hyper::body::Body as _;
+    let (mut parts, body) = resp.into_parts();
+    let bodiless = matches!(parts.status, http::StatusCode::NO_CONTENT | http::StatusCode::NOT_MODIFIED);
+    if let Some(len) = body.size_hint().exact().filter(|_| !bodiless) {
+        parts.headers.entry(http::header::CONTENT_LENGTH).or_insert_with(|| http::HeaderValue::from(len));
+    }
+    http::Response::from_parts(parts, Full::new(Bytes::new()).boxed())
+}
+
+async fn handle_any(
     mut req: http::Request<Incoming>,
     info: ConnInfo,
     auth: &Authenticator,
@@ -293,6 +318,20 @@ mod tests {
         for p in ["/", "/healthzx", "/api", "/versions", "/version/x", "/metrics", "/apis/healthz"] {
             assert!(!is_public_path(p), "{p}");
         }
+    }
+
+    #[tokio::test]
+    async fn head_answers_keep_the_headers_and_lose_the_body() {
+        use hyper::body::Body as _;
+        let get = status_response(http::StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+        let len = get.body().size_hint().exact().unwrap();
+        let head = without_body(get);
+        assert_eq!(head.status(), 401);
+        assert_eq!(head.headers()[http::header::CONTENT_TYPE], "application/json");
+        assert_eq!(head.headers()[http::header::CONTENT_LENGTH], len.to_string().as_str());
+        assert!(head.body().is_end_stream());
+        let not_modified = http::Response::builder().status(304).body(Full::new(Bytes::new()).boxed()).unwrap();
+        assert!(without_body(not_modified).headers().get(http::header::CONTENT_LENGTH).is_none());
     }
 
     #[tokio::test]
