@@ -371,6 +371,9 @@ pub enum Storage {
     Etcd { endpoint: String },
     /// The embedded store, with its data dir inside the server's temp dir.
     Embedded,
+    /// An existing etcd under a given `--etcd-prefix`: servers started with the same prefix
+    /// share every object, as the API servers of an HA control plane do.
+    SharedEtcd { endpoint: String, prefix: String },
 }
 
 /// What [`ApiServer::start`] launches.
@@ -409,6 +412,18 @@ impl ApiServerOptions {
         Self {
             storage: Storage::Etcd {
                 endpoint: endpoint.to_string(),
+            },
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// Several servers started with these options (same `endpoint`, same `prefix`) serve one
+    /// cluster; see [`unique_etcd_prefix`].
+    pub fn shared_etcd(endpoint: &str, prefix: &str) -> Self {
+        Self {
+            storage: Storage::SharedEtcd {
+                endpoint: endpoint.to_string(),
+                prefix: prefix.to_string(),
             },
             extra_args: Vec::new(),
         }
@@ -597,6 +612,7 @@ impl ApiServer {
                 (Some(etcd), args, "etcd")
             }
             Storage::Etcd { endpoint } => (None, etcd_args(&endpoint), "etcd"),
+            Storage::SharedEtcd { endpoint, prefix } => (None, etcd_args_with_prefix(&endpoint, &prefix), "etcd"),
             Storage::Embedded => (
                 None,
                 vec![
@@ -633,8 +649,11 @@ impl ApiServer {
                 format!("--secure-port={}", server.port),
                 format!("--cert-dir={}", cert_dir.display()),
                 format!("--token-auth-file={}", token_file.display()),
-                "--service-cluster-ip-range=10.0.0.0/24".to_string(),
             ]);
+            // The test's own range replaces the default one (the flag may be given only once).
+            if !opts.extra_args.iter().any(|a| a.starts_with("--service-cluster-ip-range")) {
+                args.push("--service-cluster-ip-range=10.0.0.0/24".to_string());
+            }
             args.extend(opts.extra_args.iter().cloned());
             server.args = args;
             match server.spawn_and_wait().await {
@@ -751,6 +770,11 @@ impl ApiServer {
     }
 
     /// `"etcd"` or `"embedded"`.
+    /// The `--etcd-prefix` the server was started with (etcd servers only).
+    pub fn etcd_prefix(&self) -> Option<String> {
+        self.args.iter().find_map(|a| a.strip_prefix("--etcd-prefix=")).map(String::from)
+    }
+
     pub fn storage_name(&self) -> &'static str {
         self.storage_name
     }
@@ -920,12 +944,22 @@ impl ApiServer {
     }
 }
 
-fn etcd_args(endpoint: &str) -> Vec<String> {
+/// An etcd prefix no other server of this test process uses (what each server gets unless
+/// it is started with [`ApiServerOptions::shared_etcd`]).
+pub fn unique_etcd_prefix() -> String {
     let seq = SERVER_SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("/registry-it-{}-{seq}", std::process::id())
+}
+
+fn etcd_args(endpoint: &str) -> Vec<String> {
+    etcd_args_with_prefix(endpoint, &unique_etcd_prefix())
+}
+
+fn etcd_args_with_prefix(endpoint: &str, prefix: &str) -> Vec<String> {
     vec![
         "--storage-backend=etcd3".to_string(),
         format!("--etcd-servers={endpoint}"),
-        format!("--etcd-prefix=/registry-it-{}-{seq}", std::process::id()),
+        format!("--etcd-prefix={prefix}"),
     ]
 }
 
@@ -1036,6 +1070,7 @@ mod tests {
         ));
         let prefixes: Vec<String> = (0..2).map(|_| etcd_args("http://e")[2].clone()).collect();
         assert_ne!(prefixes[0], prefixes[1], "each server gets its own etcd prefix");
+        assert_eq!(etcd_args_with_prefix("http://e", "/shared")[2], "--etcd-prefix=/shared");
     }
 
     #[test]

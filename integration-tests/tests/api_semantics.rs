@@ -329,8 +329,153 @@ async fn services_get_unique_ips_and_ports_that_survive_restarts() {
     let (code, st) = api.post(svcs, dup).await;
     assert_eq!(code, 422, "{st}");
     assert!(st["message"].as_str().unwrap().contains("provided port is already allocated"), "{st}");
+    // Every address is held by an IPAddress object pointing at its Service (the kubernetes
+    // Service's too), inside the default ServiceCIDR.
+    let ipas = "/apis/networking.k8s.io/v1/ipaddresses";
+    let (_, k_ip) = api.get(&format!("{ipas}/10.0.0.1")).await;
+    assert_eq!(k_ip["spec"]["parentRef"], json!({"group": "", "resource": "services", "namespace": "default", "name": "kubernetes"}));
+    let (_, s0) = api.get(&format!("{svcs}/s0")).await;
+    let s0_ip = s0["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let (code, o) = api.get(&format!("{ipas}/{s0_ip}")).await;
+    assert_eq!(code, 200, "{o}");
+    assert_eq!(o["spec"]["parentRef"]["name"], "s0");
+    assert_eq!(o["metadata"]["labels"]["ipaddress.kubernetes.io/managed-by"], "ipallocator.k8s.io");
+    assert_eq!(o["metadata"]["labels"]["ipaddress.kubernetes.io/ip-family"], "IPv4");
+    let (_, cidr) = api.get("/apis/networking.k8s.io/v1/servicecidrs/kubernetes").await;
+    assert_eq!(cidr["spec"]["cidrs"], json!(["10.0.0.0/24"]));
+    assert_eq!(cidr["status"]["conditions"][0]["type"], "Ready");
+    assert_eq!(cidr["status"]["conditions"][0]["status"], "True");
+    let out = s.kubectl_ok(&["get", "ipaddresses"]).await;
+    assert!(out.lines().next().unwrap().split_whitespace().eq(["NAME", "PARENTREF"]), "{out}");
+    assert!(out.lines().any(|l| l.split_whitespace().eq([s0_ip.as_str(), "services/default/s0"])), "{out}");
+    assert!(out.contains("services/default/kubernetes"), "{out}");
+    assert_eq!(out.lines().count(), 7, "{out}");
+    let out = s.kubectl_ok(&["get", "servicecidrs"]).await;
+    assert!(out.contains("kubernetes   10.0.0.0/24"), "{out}");
+
+    // A create that fails after allocating (the name is taken) leaks no address, a dry run
+    // allocates nothing.
+    let (code, _) = api.post(svcs, svc("s1", "NodePort")).await;
+    assert_eq!(code, 409);
+    let (code, o) = api.post(&format!("{svcs}?dryRun=All"), svc("dry", "NodePort")).await;
+    assert_eq!(code, 201, "{o}");
+    assert!(o["spec"]["ports"][0]["nodePort"].as_u64().is_some());
+    let (_, list) = api.get(ipas).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 6, "{list}");
+    let (code, _) = api.get(&format!("{svcs}/dry")).await;
+    assert_eq!(code, 404);
+
     // Deleting a Service frees its address.
     api.delete(&format!("{svcs}/s0"), None).await;
+    let (code, _) = api.get(&format!("{ipas}/{s0_ip}")).await;
+    assert_eq!(code, 404);
+    let mut again = svc("again", "ClusterIP");
+    again["spec"]["clusterIP"] = json!(s0_ip);
+    let (code, o) = api.post(svcs, again).await;
+    assert_eq!(code, 201, "{o}");
+}
+
+/// Services written before allocation went through IPAddress objects (no IPAddress, no
+/// NodePort bitmap) get them at the next start, so their addresses are never handed out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocations_of_services_without_ipaddress_objects_are_recorded_at_start_up() {
+    let mut s = ApiServer::start(ApiServerOptions::from_env().arg("--service-node-port-range=30000-30001")).await;
+    let api = Api::new(&s);
+    let svcs = "/api/v1/namespaces/default/services";
+    let ipas = "/apis/networking.k8s.io/v1/ipaddresses";
+    let (code, o) = api
+        .post(svcs, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "old"},
+                           "spec": {"type": "NodePort", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}]}}))
+        .await;
+    assert_eq!(code, 201, "{o}");
+    let ip = o["spec"]["clusterIP"].as_str().unwrap().to_string();
+    // Forget the allocation as the old scheme stored it: only the Service holds the address.
+    let (code, st) = api.delete(&format!("{ipas}/{ip}"), None).await;
+    assert_eq!(code, 200, "{st}");
+    if let Some(etcd) = s.etcd() {
+        let prefix = s.etcd_prefix().expect("etcd server");
+        let out = etcd.etcdctl(&["del", &format!("{prefix}/services/nodeports")]).unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).trim() == "1", "{out:?}");
+    }
+    s.restart().await;
+    let api = Api::new(&s);
+    let (code, o) = api.get(&format!("{ipas}/{ip}")).await;
+    assert_eq!(code, 200, "{o}");
+    assert_eq!(o["spec"]["parentRef"]["name"], "old");
+    let mut dup = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dup"},
+                         "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+    let (code, st) = api.post(svcs, dup.clone()).await;
+    assert_eq!(code, 500, "both node ports are still held: {st}");
+    dup["spec"]["type"] = json!("ClusterIP");
+    dup["spec"]["clusterIP"] = json!(ip);
+    let (code, st) = api.post(svcs, dup).await;
+    assert_eq!(code, 422, "{st}");
+}
+
+/// Two API servers on one etcd prefix (an HA control plane) creating Services at the same time
+/// never hand out one address or port twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_apiservers_on_one_etcd_never_share_an_ip_or_port() {
+    if matches!(ApiServerOptions::from_env().storage, integration_tests::Storage::Embedded) {
+        return; // two processes cannot open one embedded store
+    }
+    let etcd = integration_tests::Etcd::start().await;
+    let prefix = integration_tests::unique_etcd_prefix();
+    let opts = || {
+        ApiServerOptions::shared_etcd(etcd.endpoint(), &prefix)
+            .arg("--service-cluster-ip-range=10.0.0.0/26")
+            .arg("--service-node-port-range=30000-30049")
+    };
+    let a = ApiServer::start(opts()).await;
+    let b = ApiServer::start(opts()).await;
+    let apis = [Api::new(&a), Api::new(&b)];
+    let svcs = "/api/v1/namespaces/default/services";
+    // 40 NodePort Services, 20 through each server at once: 61 addresses (less the kubernetes
+    // one) and 50 ports, so random picks collide often.
+    let creates = (0..40).map(|i| {
+        let api = &apis[i % 2];
+        async move {
+            let body = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("s{i}")},
+                              "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+            let (code, o) = api.post(svcs, body).await;
+            assert_eq!(code, 201, "{o}");
+            o
+        }
+    });
+    let created = futures::future::join_all(creates).await;
+    let mut ips = std::collections::HashSet::new();
+    let mut ports = std::collections::HashSet::new();
+    for o in &created {
+        let ip = o["spec"]["clusterIP"].as_str().unwrap();
+        assert!(ips.insert(ip.to_string()), "{ip} given twice");
+        assert_ne!(ip, "10.0.0.1");
+        let np = o["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+        assert!(ports.insert(np), "node port {np} given twice");
+    }
+    // Both servers see every address held by an IPAddress of its Service.
+    for api in &apis {
+        let (_, list) = api.get("/apis/networking.k8s.io/v1/ipaddresses").await;
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 41, "40 Services and the kubernetes Service");
+        for o in &created {
+            let ip = o["spec"]["clusterIP"].as_str().unwrap();
+            let held = items.iter().find(|i| i["metadata"]["name"] == ip).unwrap_or_else(|| panic!("no IPAddress for {ip}"));
+            assert_eq!(held["spec"]["parentRef"]["name"], o["metadata"]["name"]);
+        }
+    }
+    // One ServiceCIDR, one kubernetes Service, whichever server created them.
+    let (_, cidrs) = apis[1].get("/apis/networking.k8s.io/v1/servicecidrs").await;
+    assert_eq!(cidrs["items"].as_array().unwrap().len(), 1);
+    // A port freed through one server is free for the other.
+    let (_, s0) = apis[0].get(&format!("{svcs}/s0")).await;
+    apis[0].delete(&format!("{svcs}/s0"), None).await;
+    let mut again = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "again"},
+                           "spec": {"type": "NodePort", "clusterIP": s0["spec"]["clusterIP"], "ports": [{"port": 80, "nodePort": s0["spec"]["ports"][0]["nodePort"]}]}});
+    let (code, o) = apis[1].post(svcs, again.clone()).await;
+    assert_eq!(code, 201, "{o}");
+    again["metadata"]["name"] = json!("again2");
+    let (code, _) = apis[0].post(svcs, again).await;
+    assert_eq!(code, 422);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

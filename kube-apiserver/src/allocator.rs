@@ -1,17 +1,44 @@
-//! ClusterIP and NodePort allocation for Services.
+//! ClusterIP and NodePort allocation for Services, safe across several API servers sharing one
+//! store, as upstream v1.33 allocates them:
 //!
-//! The allocation state is derived from the stored Services at start-up and kept in memory
-//! behind one lock, so it survives restarts without a separate bitmap object; every allocation
-//! is checked against that state so no address or port is handed out twice.
+//! - a ClusterIP is held by its `networking.k8s.io/v1` IPAddress object (named after the
+//!   address, `spec.parentRef` pointing at the Service, labelled as upstream's
+//!   `ipallocator.k8s.io` labels it). Allocating is creating that object: the store's
+//!   create-if-absent is the cross-server lock, so `AlreadyExists` means someone else holds the
+//!   address. Releasing deletes it.
+//! - NodePorts are one `RangeAllocation` bitmap at upstream's key (`<prefix>/services/nodeports`),
+//!   changed only by compare-and-swap on its revision, so two servers never hand out one port.
+//!
+//! Nothing is kept in memory between requests: every decision reads the store (the IPAddress
+//! watch cache is only a hint of which addresses to skip). At start-up [`ServiceAllocator::reconcile`]
+//! records what stored Services hold (data written before IPAddress objects existed), and the
+//! default ServiceCIDR `kubernetes` is created from `--service-cluster-ip-range`.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::{Arc, OnceLock};
 
+use base64::Engine;
 use rand::Rng;
 use serde_json::{Value, json};
+use tracing::{info, warn};
 
 use crate::errors::{ApiError, Cause};
+use crate::registry::{DeleteOptions, Store, WriteOptions};
+use crate::storage::{Storage, StorageError};
+
+/// Upstream's `networking.k8s.io/v1` label keys and the allocator's manager name.
+pub const LABEL_IP_FAMILY: &str = "ipaddress.kubernetes.io/ip-family";
+pub const LABEL_MANAGED_BY: &str = "ipaddress.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "ipallocator.k8s.io";
+/// The ServiceCIDR the API server creates from `--service-cluster-ip-range`.
+pub const DEFAULT_SERVICE_CIDR: &str = "kubernetes";
+
+/// IPAddresses whose Service is gone are deleted at start-up only when older than this: a
+/// younger one may belong to a Service another server is creating right now.
+const ORPHAN_MIN_AGE_SECS: i64 = 120;
+/// Compare-and-swap rounds on the NodePort bitmap before giving up.
+const CAS_ATTEMPTS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AllocatorError {
@@ -21,20 +48,27 @@ pub enum AllocatorError {
     PortRange(String),
 }
 
-#[derive(Default)]
-struct State {
-    ips: HashSet<u32>,
-    ports: HashSet<u16>,
+/// Why node ports could not be allocated.
+#[derive(Debug, PartialEq, Eq)]
+enum PortError {
+    /// The port asked for at this index of the request is taken.
+    Taken(usize),
+    Full,
 }
 
 pub struct ServiceAllocator {
     network: u32,
     size: u32,
+    bits: u32,
     ports: (u16, u16),
-    state: Mutex<State>,
+    storage: Arc<dyn Storage>,
+    /// `<prefix>/services/nodeports`: the NodePort `RangeAllocation`.
+    nodeports_key: String,
+    /// The IPAddress registry, attached once every store exists.
+    ips: OnceLock<Arc<Store>>,
 }
 
-fn parse_cidr(s: &str) -> Option<(u32, u32)> {
+fn parse_cidr(s: &str) -> Option<(u32, u32, u32)> {
     let (ip, bits) = s.split_once('/')?;
     let ip: Ipv4Addr = ip.parse().ok()?;
     let bits: u32 = bits.parse().ok()?;
@@ -42,183 +76,59 @@ fn parse_cidr(s: &str) -> Option<(u32, u32)> {
         return None;
     }
     let size = 1u32 << (32 - bits);
-    Some((u32::from(ip) & !(size - 1), size))
+    Some((u32::from(ip) & !(size - 1), size, bits))
 }
 
-impl ServiceAllocator {
-    pub fn new(cidr: &str, port_range: &str) -> Result<Self, AllocatorError> {
-        let (network, size) = parse_cidr(cidr).ok_or_else(|| AllocatorError::Cidr(cidr.into()))?;
-        let ports = port_range
-            .split_once('-')
-            .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
-            .filter(|(a, b)| a <= b && *a > 0)
-            .ok_or_else(|| AllocatorError::PortRange(port_range.into()))?;
-        Ok(ServiceAllocator { network, size, ports, state: Mutex::new(State::default()) })
+/// The name of `svc` as an IPAddress `parentRef` shows it.
+fn parent_ref(svc: &Value) -> Value {
+    json!({"group": "", "resource": "services", "namespace": svc["metadata"]["namespace"].as_str().unwrap_or(""),
+           "name": svc["metadata"]["name"].as_str().unwrap_or("")})
+}
+
+/// Whether the IPAddress `ip` is held for the Service `svc` (same namespace and name).
+fn held_by(ip: &Value, svc: &Value) -> bool {
+    let p = &ip["spec"]["parentRef"];
+    p["resource"] == "services"
+        && p["group"].as_str().unwrap_or("").is_empty()
+        && p["namespace"] == svc["metadata"]["namespace"]
+        && p["name"] == svc["metadata"]["name"]
+}
+
+/// A NodePort bitmap as upstream stores it: a big-endian big integer whose bit `i` is port
+/// `base + i` (Go's `big.Int.Bytes()`).
+fn encode_bitmap(base: u16, ports: &BTreeSet<u16>) -> Vec<u8> {
+    let Some(max) = ports.iter().next_back() else { return Vec::new() };
+    let len = ((max - base) as usize) / 8 + 1;
+    let mut out = vec![0u8; len];
+    for p in ports {
+        let off = (p - base) as usize;
+        out[len - 1 - off / 8] |= 1 << (off % 8);
     }
+    out
+}
 
-    /// The address of the `kubernetes` Service: the first usable address of the range.
-    pub fn kubernetes_service_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.network + 1)
-    }
-
-    /// Record the addresses and ports held by already-stored Services.
-    pub fn load<'a>(&self, services: impl IntoIterator<Item = &'a Value>) {
-        let mut st = self.state.lock().expect("allocator lock");
-        for svc in services {
-            for ip in cluster_ips(svc) {
-                if let Some(off) = self.offset(&ip) {
-                    st.ips.insert(off);
-                }
-            }
-            for p in node_ports(svc) {
-                st.ports.insert(p);
-            }
-        }
-    }
-
-    fn offset(&self, ip: &str) -> Option<u32> {
-        let ip: Ipv4Addr = ip.parse().ok()?;
-        let v = u32::from(ip);
-        (v > self.network && v < self.network + self.size - 1).then(|| v - self.network)
-    }
-
-    /// Fill in `spec.clusterIP(s)` and node ports of `svc`, keeping what `old` already holds.
-    pub fn allocate_for(&self, svc: &mut Value, old: Option<&Value>, dry_run: bool) -> Result<(), ApiError> {
-        let name = svc["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let invalid = |causes: Vec<Cause>| ApiError::invalid("Service", "", &name, causes);
-        let mut st = self.state.lock().expect("allocator lock");
-        let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
-        let mut new_ips = Vec::new();
-        let mut new_ports = Vec::new();
-
-        if ty == "ExternalName" {
-            if let Some(spec) = svc["spec"].as_object_mut() {
-                spec.remove("clusterIP");
-                spec.remove("clusterIPs");
-            }
-        } else {
-            let old_ip = old.and_then(|o| o["spec"]["clusterIP"].as_str()).filter(|s| !s.is_empty()).map(String::from);
-            let wanted = svc["spec"]["clusterIP"].as_str().filter(|s| !s.is_empty()).map(String::from);
-            let ip = match (old_ip, wanted) {
-                (Some(o), Some(w)) if o != w => {
-                    return Err(invalid(vec![Cause::invalid("spec.clusterIPs[0]", &w, "may not change once set")]));
-                }
-                (Some(o), _) => o,
-                (None, Some(w)) if w == "None" => w,
-                (None, Some(w)) => {
-                    let Some(off) = self.offset(&w) else {
-                        return Err(invalid(vec![Cause::invalid(
-                            "spec.clusterIPs",
-                            &w,
-                            &format!("failed to allocate IP {w}: the provided IP ({w}) is not in the valid range"),
-                        )]));
-                    };
-                    if st.ips.contains(&off) {
-                        return Err(invalid(vec![Cause::invalid(
-                            "spec.clusterIPs",
-                            &w,
-                            &format!("failed to allocate IP {w}: provided IP is already allocated"),
-                        )]));
-                    }
-                    new_ips.push(off);
-                    w
-                }
-                (None, None) => {
-                    let off = self.pick_ip(&st).ok_or_else(|| {
-                        ApiError::Internal("Internal error occurred: failed to allocate a serviceIP: range is full".into())
-                    })?;
-                    new_ips.push(off);
-                    Ipv4Addr::from(self.network + off).to_string()
-                }
-            };
-            svc["spec"]["clusterIP"] = json!(ip);
-            svc["spec"]["clusterIPs"] = json!([ip]);
-            if ip != "None" || svc["spec"]["ipFamilies"].is_null() {
-                svc["spec"]["ipFamilies"] = json!(["IPv4"]);
-            }
-            if svc["spec"]["ipFamilyPolicy"].is_null() {
-                svc["spec"]["ipFamilyPolicy"] = json!("SingleStack");
-            }
-        }
-
-        let wants_node_ports = ty == "NodePort" || ty == "LoadBalancer";
-        let old_ports: Vec<u16> = old.map(node_ports).unwrap_or_default();
-        if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
-            for (i, p) in ports.iter_mut().enumerate() {
-                if !wants_node_ports {
-                    if let Some(o) = p.as_object_mut() {
-                        o.remove("nodePort");
-                    }
-                    continue;
-                }
-                let field = format!("spec.ports[{i}].nodePort");
-                match p["nodePort"].as_u64().filter(|n| *n > 0) {
-                    Some(n) => {
-                        let n = n as u16;
-                        if old_ports.contains(&n) {
-                            continue;
-                        }
-                        if n < self.ports.0 || n > self.ports.1 {
-                            return Err(invalid(vec![Cause::invalid(
-                                &field,
-                                &n.to_string(),
-                                &format!("provided port is not in the valid range. The range of valid ports is {}-{}", self.ports.0, self.ports.1),
-                            )]));
-                        }
-                        if st.ports.contains(&n) || new_ports.contains(&n) {
-                            return Err(invalid(vec![Cause::invalid(&field, &n.to_string(), "provided port is already allocated")]));
-                        }
-                        new_ports.push(n);
-                    }
-                    None => {
-                        let n = self.pick_port(&st, &new_ports).ok_or_else(|| {
-                            ApiError::Internal("Internal error occurred: failed to allocate a nodePort: range is full".into())
-                        })?;
-                        new_ports.push(n);
-                        p["nodePort"] = json!(n);
-                    }
+fn decode_bitmap(base: u16, data: &[u8]) -> BTreeSet<u16> {
+    let mut out = BTreeSet::new();
+    for (i, byte) in data.iter().enumerate() {
+        for bit in 0..8 {
+            if byte & (1 << bit) != 0 {
+                let off = (data.len() - 1 - i) * 8 + bit;
+                if let Some(p) = u16::try_from(base as usize + off).ok() {
+                    out.insert(p);
                 }
             }
         }
-        if !dry_run {
-            st.ips.extend(new_ips);
-            st.ports.extend(new_ports);
-        }
-        Ok(())
     }
+    out
+}
 
-    fn pick_ip(&self, st: &State) -> Option<u32> {
-        let usable = self.size - 2;
-        let start = rand::rng().random_range(0..usable);
-        // Offset 1 is reserved for the kubernetes Service.
-        (0..usable).map(|i| (start + i) % usable + 1).find(|off| *off != 1 && !st.ips.contains(off))
-    }
-
-    fn pick_port(&self, st: &State, taken: &[u16]) -> Option<u16> {
-        let n = (self.ports.1 - self.ports.0) as u32 + 1;
-        let start = rand::rng().random_range(0..n);
-        (0..n)
-            .map(|i| self.ports.0 + ((start + i) % n) as u16)
-            .find(|p| !st.ports.contains(p) && !taken.contains(p))
-    }
-
-    /// Return what `svc` held.
-    pub fn release_for(&self, svc: &Value) {
-        let mut st = self.state.lock().expect("allocator lock");
-        for ip in cluster_ips(svc) {
-            if let Some(off) = self.offset(&ip) {
-                st.ips.remove(&off);
-            }
-        }
-        for p in node_ports(svc) {
-            st.ports.remove(&p);
-        }
-    }
-
-    /// Reserve the kubernetes Service address.
-    pub fn reserve_kubernetes_ip(&self) {
-        self.state.lock().expect("allocator lock").ips.insert(1);
-    }
+/// Parse a stored `RangeAllocation` into the ports it marks used.
+fn decode_range_allocation(bytes: &[u8]) -> Option<BTreeSet<u16>> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    let (lo, _) = v["range"].as_str()?.split_once('-')?;
+    let base: u16 = lo.trim().parse().ok()?;
+    let data = base64::engine::general_purpose::STANDARD.decode(v["data"].as_str().unwrap_or("")).ok()?;
+    Some(decode_bitmap(base, &data))
 }
 
 fn cluster_ips(svc: &Value) -> Vec<String> {
@@ -241,78 +151,713 @@ fn node_ports(svc: &Value) -> Vec<u16> {
         .unwrap_or_default()
 }
 
+fn storage_error(e: StorageError) -> ApiError {
+    ApiError::internal(format!("failed to allocate a nodePort: {e}"))
+}
+
+impl ServiceAllocator {
+    pub fn new(cidr: &str, port_range: &str, storage: Arc<dyn Storage>, prefix: &str) -> Result<Self, AllocatorError> {
+        let (network, size, bits) = parse_cidr(cidr).ok_or_else(|| AllocatorError::Cidr(cidr.into()))?;
+        let ports = port_range
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
+            .filter(|(a, b)| a <= b && *a > 0)
+            .ok_or_else(|| AllocatorError::PortRange(port_range.into()))?;
+        let nodeports_key = format!("{}/services/nodeports", prefix.trim_end_matches('/'));
+        Ok(ServiceAllocator { network, size, bits, ports, storage, nodeports_key, ips: OnceLock::new() })
+    }
+
+    /// Hand the allocator the IPAddress registry (built after the allocator, as the Service
+    /// registry needs the allocator first).
+    pub fn attach_ip_store(&self, store: Arc<Store>) {
+        let _ = self.ips.set(store);
+    }
+
+    fn ip_store(&self) -> Result<&Arc<Store>, ApiError> {
+        self.ips.get().ok_or_else(|| ApiError::internal("the IPAddress registry is not ready"))
+    }
+
+    /// The address of the `kubernetes` Service: the first usable address of the range.
+    pub fn kubernetes_service_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.network + 1)
+    }
+
+    /// `--service-cluster-ip-range` in canonical form (the default ServiceCIDR's `spec.cidrs`).
+    pub fn service_cidr(&self) -> String {
+        format!("{}/{}", Ipv4Addr::from(self.network), self.bits)
+    }
+
+    fn offset(&self, ip: &str) -> Option<u32> {
+        let ip: Ipv4Addr = ip.parse().ok()?;
+        let v = u32::from(ip);
+        (v > self.network && v < self.network + self.size - 1).then(|| v - self.network)
+    }
+
+    /// The `kubernetes` Service asking for its own address: an IPAddress already held for it
+    /// (left by another server bootstrapping at the same time, or by a crash) is taken over,
+    /// and never released by a failed create.
+    fn is_kubernetes_ip(&self, svc: &Value, ip: &str) -> bool {
+        svc["metadata"]["namespace"] == "default"
+            && svc["metadata"]["name"] == "kubernetes"
+            && ip == self.kubernetes_service_ip().to_string()
+    }
+
+    /// Offsets in a random order for dynamic allocation; offset 1 (the kubernetes Service's
+    /// address) is never handed out dynamically.
+    fn candidates(&self) -> impl Iterator<Item = u32> {
+        let usable = self.size - 2;
+        let start = rand::rng().random_range(0..usable);
+        (0..usable).map(move |i| (start + i) % usable + 1).filter(|off| *off != 1)
+    }
+
+    /// Create the IPAddress object holding `ip` for `svc`: `AlreadyExists` when it is taken.
+    async fn create_ip_object(&self, ip: &str, svc: &Value) -> Result<Value, ApiError> {
+        let obj = json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "IPAddress",
+            "metadata": {"name": ip, "labels": {LABEL_IP_FAMILY: "IPv4", LABEL_MANAGED_BY: MANAGED_BY}},
+            "spec": {"parentRef": parent_ref(svc)},
+        });
+        let opts = WriteOptions { field_manager: Some("kube-apiserver".into()), ..Default::default() };
+        self.ip_store()?.create(None, obj, &opts).await
+    }
+
+    /// Claim the requested `ip` for `svc`. Returns whether this call created its IPAddress.
+    async fn claim_ip(&self, ip: &str, svc: &Value, dry_run: bool) -> Result<bool, ApiError> {
+        let name = svc["metadata"]["name"].as_str().unwrap_or("");
+        let taken = || {
+            ApiError::invalid("Service", "", name, vec![Cause::invalid(
+                "spec.clusterIPs",
+                ip,
+                &format!("failed to allocate IP {ip}: provided IP is already allocated"),
+            )])
+        };
+        let store = self.ip_store()?;
+        if dry_run {
+            return match store.get(None, ip).await {
+                Ok(cur) if self.is_kubernetes_ip(svc, ip) && held_by(&cur, svc) => Ok(false),
+                Ok(_) => Err(taken()),
+                Err(ApiError::NotFound(_)) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+        match self.create_ip_object(ip, svc).await {
+            Ok(_) => Ok(true),
+            Err(ApiError::AlreadyExists(_)) if self.is_kubernetes_ip(svc, ip) => match store.get(None, ip).await {
+                Ok(cur) if held_by(&cur, svc) => Ok(false),
+                _ => Err(taken()),
+            },
+            Err(ApiError::AlreadyExists(_)) => Err(taken()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Claim a free address for `svc` (dry run: only pick one that looks free).
+    async fn claim_next_ip(&self, svc: &Value, dry_run: bool) -> Result<String, ApiError> {
+        let store = self.ip_store()?;
+        for off in self.candidates() {
+            let ip = Ipv4Addr::from(self.network + off).to_string();
+            // The watch cache may lag behind other servers' writes; the create decides.
+            if store.cacher.get(&store.key(None, &ip)).is_some() {
+                continue;
+            }
+            if dry_run {
+                return Ok(ip);
+            }
+            match self.create_ip_object(&ip, svc).await {
+                Ok(_) => return Ok(ip),
+                Err(ApiError::AlreadyExists(_)) => {
+                    info!(%ip, "mid-air collision allocating a ClusterIP, trying another");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::Internal("Internal error occurred: failed to allocate a serviceIP: range is full".into()))
+    }
+
+    /// Delete the IPAddress of `ip` if it is held for `svc`.
+    async fn release_ip(&self, ip: &str, svc: &Value) {
+        if self.offset(ip).is_none() {
+            return;
+        }
+        let Ok(store) = self.ip_store() else { return };
+        match store.get(None, ip).await {
+            Ok(cur) if held_by(&cur, svc) => {
+                let opts = DeleteOptions { precondition_uid: Some(crate::registry::meta::uid(&cur).to_string()), ..Default::default() };
+                match store.delete(None, ip, &opts).await {
+                    Ok(_) | Err(ApiError::NotFound(_)) => {}
+                    Err(e) => warn!(%ip, error = %e, "releasing ClusterIP"),
+                }
+            }
+            Ok(cur) => warn!(%ip, parent = %cur["spec"]["parentRef"], "not releasing a ClusterIP held for another object"),
+            Err(ApiError::NotFound(_)) => {}
+            Err(e) => warn!(%ip, error = %e, "releasing ClusterIP"),
+        }
+    }
+
+    // ---- node ports ----
+
+    fn encode_range_allocation(&self, used: &BTreeSet<u16>) -> Vec<u8> {
+        let data = base64::engine::general_purpose::STANDARD.encode(encode_bitmap(self.ports.0, used));
+        serde_json::to_vec(&json!({
+            "kind": "RangeAllocation", "apiVersion": "v1", "metadata": {"creationTimestamp": null},
+            "range": format!("{}-{}", self.ports.0, self.ports.1), "data": data,
+        }))
+        .expect("JSON values serialize")
+    }
+
+    /// Read-modify-write of the NodePort bitmap by compare-and-swap. `f` changes the set of used
+    /// ports (only when it succeeds); nothing is written on a dry run or when nothing changed.
+    async fn update_ports<R>(
+        &self,
+        dry_run: bool,
+        mut f: impl FnMut(&mut BTreeSet<u16>) -> Result<R, PortError>,
+    ) -> Result<Result<R, PortError>, ApiError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let kv = self.storage.get(&self.nodeports_key).await.map_err(storage_error)?;
+            let mut used: BTreeSet<u16> = match &kv {
+                Some(kv) => decode_range_allocation(&kv.value)
+                    .ok_or_else(|| ApiError::internal(format!("{} is not a RangeAllocation", self.nodeports_key)))?,
+                None => BTreeSet::new(),
+            };
+            // Ports outside this server's range (another --service-node-port-range) are dropped.
+            used.retain(|p| (self.ports.0..=self.ports.1).contains(p));
+            let before = used.clone();
+            let out = match f(&mut used) {
+                Ok(out) => out,
+                Err(e) => return Ok(Err(e)),
+            };
+            if dry_run || (used == before && kv.is_some()) {
+                return Ok(Ok(out));
+            }
+            let value = self.encode_range_allocation(&used);
+            let written = match &kv {
+                Some(kv) => self.storage.update(&self.nodeports_key, value, kv.mod_revision).await,
+                None => self.storage.create(&self.nodeports_key, value).await,
+            };
+            match written {
+                Ok(_) => return Ok(Ok(out)),
+                Err(StorageError::Conflict { .. } | StorageError::AlreadyExists(_) | StorageError::NotFound(_)) => continue,
+                Err(e) => return Err(storage_error(e)),
+            }
+        }
+        Err(ApiError::Internal("Internal error occurred: failed to allocate a nodePort: too many concurrent updates".into()))
+    }
+
+    /// Take the requested ports (`Some`) and pick free ones (`None`), all in one swap.
+    async fn claim_ports(&self, requests: &[Option<u16>], dry_run: bool) -> Result<Result<Vec<u16>, PortError>, ApiError> {
+        let (lo, hi) = self.ports;
+        self.update_ports(dry_run, |used| {
+            let mut got: Vec<u16> = Vec::with_capacity(requests.len());
+            for (i, r) in requests.iter().enumerate() {
+                if let Some(n) = r {
+                    if used.contains(n) {
+                        return Err(PortError::Taken(i));
+                    }
+                }
+            }
+            let wanted: Vec<u16> = requests.iter().flatten().copied().collect();
+            for r in requests {
+                let n = match r {
+                    Some(n) => *n,
+                    None => {
+                        let span = (hi - lo) as u32 + 1;
+                        let start = rand::rng().random_range(0..span);
+                        (0..span)
+                            .map(|i| lo + ((start + i) % span) as u16)
+                            .find(|p| !used.contains(p) && !got.contains(p) && !wanted.contains(p))
+                            .ok_or(PortError::Full)?
+                    }
+                };
+                got.push(n);
+            }
+            used.extend(got.iter().copied());
+            Ok(got)
+        })
+        .await
+    }
+
+    async fn release_ports(&self, ports: &[u16]) {
+        if ports.is_empty() {
+            return;
+        }
+        if let Err(e) = self.update_ports(false, |used| {
+            for p in ports {
+                used.remove(p);
+            }
+            Ok(())
+        })
+        .await
+        {
+            warn!(?ports, error = %e, "releasing node ports");
+        }
+    }
+
+    /// Give `svc` the node ports its type needs, keeping what `old` already holds.
+    async fn allocate_node_ports(&self, svc: &mut Value, old: Option<&Value>, ty: &str, dry_run: bool) -> Result<(), ApiError> {
+        let name = svc["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let invalid = |causes: Vec<Cause>| ApiError::invalid("Service", "", &name, causes);
+        let wants_node_ports = ty == "NodePort" || ty == "LoadBalancer";
+        let old_ports: Vec<u16> = old.map(node_ports).unwrap_or_default();
+        // (index in spec.ports, requested port)
+        let mut requests: Vec<(usize, Option<u16>)> = Vec::new();
+        if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
+            for (i, p) in ports.iter_mut().enumerate() {
+                if !wants_node_ports {
+                    if let Some(o) = p.as_object_mut() {
+                        o.remove("nodePort");
+                    }
+                    continue;
+                }
+                let field = format!("spec.ports[{i}].nodePort");
+                match p["nodePort"].as_u64().filter(|n| *n > 0) {
+                    Some(n) => {
+                        let n = n as u16;
+                        if old_ports.contains(&n) {
+                            continue;
+                        }
+                        if n < self.ports.0 || n > self.ports.1 {
+                            return Err(invalid(vec![Cause::invalid(
+                                &field,
+                                &n.to_string(),
+                                &format!("provided port is not in the valid range. The range of valid ports is {}-{}", self.ports.0, self.ports.1),
+                            )]));
+                        }
+                        if requests.iter().any(|(_, r)| *r == Some(n)) {
+                            return Err(invalid(vec![Cause::invalid(&field, &n.to_string(), "provided port is already allocated")]));
+                        }
+                        requests.push((i, Some(n)));
+                    }
+                    None => requests.push((i, None)),
+                }
+            }
+        }
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let asked: Vec<Option<u16>> = requests.iter().map(|(_, r)| *r).collect();
+        match self.claim_ports(&asked, dry_run).await? {
+            Ok(got) => {
+                for ((i, _), n) in requests.iter().zip(got) {
+                    svc["spec"]["ports"][*i]["nodePort"] = json!(n);
+                }
+                Ok(())
+            }
+            Err(PortError::Taken(k)) => {
+                let (i, n) = requests[k];
+                let n = n.unwrap_or_default().to_string();
+                Err(invalid(vec![Cause::invalid(&format!("spec.ports[{i}].nodePort"), &n, "provided port is already allocated")]))
+            }
+            Err(PortError::Full) => {
+                Err(ApiError::Internal("Internal error occurred: failed to allocate a nodePort: range is full".into()))
+            }
+        }
+    }
+
+    // ---- the Service strategy's hooks ----
+
+    /// Fill in `spec.clusterIP(s)` and node ports of `svc`, keeping what `old` already holds.
+    /// On a dry run nothing is written; the answer shows what would be allocated.
+    pub async fn allocate_for(&self, svc: &mut Value, old: Option<&Value>, dry_run: bool) -> Result<(), ApiError> {
+        let name = svc["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let invalid = |causes: Vec<Cause>| ApiError::invalid("Service", "", &name, causes);
+        let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
+        let mut created_ip = None;
+
+        if ty == "ExternalName" {
+            if let Some(spec) = svc["spec"].as_object_mut() {
+                spec.remove("clusterIP");
+                spec.remove("clusterIPs");
+            }
+        } else {
+            let old_ip = old.and_then(|o| o["spec"]["clusterIP"].as_str()).filter(|s| !s.is_empty()).map(String::from);
+            let wanted = svc["spec"]["clusterIP"].as_str().filter(|s| !s.is_empty()).map(String::from);
+            let ip = match (old_ip, wanted) {
+                (Some(o), Some(w)) if o != w => {
+                    return Err(invalid(vec![Cause::invalid("spec.clusterIPs[0]", &w, "may not change once set")]));
+                }
+                (Some(o), _) => o,
+                (None, Some(w)) if w == "None" => w,
+                (None, Some(w)) => {
+                    if self.offset(&w).is_none() {
+                        return Err(invalid(vec![Cause::invalid(
+                            "spec.clusterIPs",
+                            &w,
+                            &format!("failed to allocate IP {w}: the provided IP ({w}) is not in the valid range"),
+                        )]));
+                    }
+                    if self.claim_ip(&w, svc, dry_run).await? {
+                        created_ip = Some(w.clone());
+                    }
+                    w
+                }
+                (None, None) => {
+                    let ip = self.claim_next_ip(svc, dry_run).await?;
+                    if !dry_run {
+                        created_ip = Some(ip.clone());
+                    }
+                    ip
+                }
+            };
+            svc["spec"]["clusterIP"] = json!(ip);
+            svc["spec"]["clusterIPs"] = json!([ip]);
+            if ip != "None" || svc["spec"]["ipFamilies"].is_null() {
+                svc["spec"]["ipFamilies"] = json!(["IPv4"]);
+            }
+            if svc["spec"]["ipFamilyPolicy"].is_null() {
+                svc["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+            }
+        }
+
+        if let Err(e) = self.allocate_node_ports(svc, old, &ty, dry_run).await {
+            if let Some(ip) = created_ip {
+                self.release_ip(&ip, svc).await;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Return everything `svc` held (it is gone from storage).
+    pub async fn release_for(&self, svc: &Value) {
+        for ip in cluster_ips(svc) {
+            self.release_ip(&ip, svc).await;
+        }
+        self.release_ports(&node_ports(svc)).await;
+    }
+
+    /// Undo `allocate_for(svc, None, false)` after the Service could not be stored.
+    pub async fn rollback_create(&self, svc: &Value) {
+        for ip in cluster_ips(svc) {
+            if !self.is_kubernetes_ip(svc, &ip) {
+                self.release_ip(&ip, svc).await;
+            }
+        }
+        self.release_ports(&node_ports(svc)).await;
+    }
+
+    /// Undo `allocate_for(new, Some(old), false)` after the update could not be stored: return
+    /// what `new` holds and `old` does not.
+    pub async fn rollback_update(&self, new: &Value, old: &Value) {
+        self.release_difference(new, old).await;
+    }
+
+    /// After an update is stored: return what `old` held and `new` no longer does (a type
+    /// change to ExternalName or ClusterIP, a port removed).
+    pub async fn after_update(&self, new: &Value, old: &Value) {
+        self.release_difference(old, new).await;
+    }
+
+    /// Release what `from` holds and `keep` does not.
+    async fn release_difference(&self, from: &Value, keep: &Value) {
+        let keep_ips = cluster_ips(keep);
+        for ip in cluster_ips(from) {
+            if !keep_ips.contains(&ip) && !self.is_kubernetes_ip(from, &ip) {
+                self.release_ip(&ip, from).await;
+            }
+        }
+        let keep_ports = node_ports(keep);
+        let gone: Vec<u16> = node_ports(from).into_iter().filter(|p| !keep_ports.contains(p)).collect();
+        self.release_ports(&gone).await;
+    }
+
+    // ---- start-up ----
+
+    /// Make the store agree with the stored Services: every in-range ClusterIP gets its
+    /// IPAddress (Services written before allocation went through IPAddress objects), every
+    /// NodePort its bit, and IPAddresses left by a crash between allocation and the Service's
+    /// write are deleted once old enough that no server can still be creating their Service.
+    pub async fn reconcile(&self, services: &Store) -> Result<(), ApiError> {
+        let store = self.ip_store()?;
+        let stored = services.list_all().await?;
+        let mut created = 0;
+        for svc in &stored {
+            for ip in cluster_ips(svc) {
+                if self.offset(&ip).is_none() {
+                    continue;
+                }
+                match self.create_ip_object(&ip, svc).await {
+                    Ok(obj) => {
+                        // The Service may have been deleted (and its address released) by another
+                        // server since it was listed: then this IPAddress must go again.
+                        let ns = svc["metadata"]["namespace"].as_str();
+                        let name = svc["metadata"]["name"].as_str().unwrap_or("");
+                        let still = match services.get(ns, name).await {
+                            Ok(cur) => crate::registry::meta::uid(&cur) == crate::registry::meta::uid(svc) && cluster_ips(&cur).contains(&ip),
+                            Err(ApiError::NotFound(_)) => false,
+                            Err(e) => return Err(e),
+                        };
+                        if still {
+                            created += 1;
+                        } else {
+                            let opts = DeleteOptions { precondition_uid: Some(crate::registry::meta::uid(&obj).to_string()), ..Default::default() };
+                            let _ = store.delete(None, &ip, &opts).await;
+                        }
+                    }
+                    Err(ApiError::AlreadyExists(_)) => {
+                        if let Ok(cur) = store.get(None, &ip).await {
+                            if !held_by(&cur, svc) {
+                                warn!(%ip, service = %parent_ref(svc), holder = %cur["spec"]["parentRef"],
+                                      "ClusterIP is allocated to more than one object");
+                            }
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if created > 0 {
+            info!(count = created, "created IPAddress objects for stored Services");
+        }
+
+        // Orphans: managed by this allocator, pointing at a Service that does not hold them.
+        let now = jiff::Timestamp::now();
+        for ip in store.list_all().await? {
+            let name = crate::registry::meta::name(&ip).to_string();
+            if ip["metadata"]["labels"][LABEL_MANAGED_BY] != MANAGED_BY || ip["spec"]["parentRef"]["resource"] != "services" {
+                continue;
+            }
+            if stored.iter().any(|s| held_by(&ip, s) && cluster_ips(s).contains(&name)) {
+                continue;
+            }
+            let old_enough = ip["metadata"]["creationTimestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|t| now.as_second() - t.as_second() > ORPHAN_MIN_AGE_SECS);
+            if !old_enough {
+                continue;
+            }
+            // Re-read the parent: it may have been created since the list.
+            let p = &ip["spec"]["parentRef"];
+            let parent = services.get(p["namespace"].as_str(), p["name"].as_str().unwrap_or("")).await;
+            if matches!(&parent, Ok(s) if cluster_ips(s).contains(&name)) {
+                continue;
+            }
+            info!(ip = %name, parent = %p, "deleting IPAddress of a missing Service");
+            let opts = DeleteOptions { precondition_uid: Some(crate::registry::meta::uid(&ip).to_string()), ..Default::default() };
+            let _ = store.delete(None, &name, &opts).await;
+        }
+
+        // Node ports: mark what stored Services use; if a Service was deleted meanwhile (its
+        // ports released by another server), un-mark what this pass added for it.
+        let in_use: BTreeSet<u16> = stored.iter().flat_map(node_ports).filter(|p| (self.ports.0..=self.ports.1).contains(p)).collect();
+        let added = self
+            .update_ports(false, |used| {
+                let added: Vec<u16> = in_use.difference(used).copied().collect();
+                used.extend(added.iter().copied());
+                Ok(added)
+            })
+            .await?
+            .unwrap_or_default();
+        if !added.is_empty() {
+            info!(count = added.len(), "recorded node ports of stored Services");
+            let now_used: BTreeSet<u16> = services.list_all().await?.iter().flat_map(node_ports).collect();
+            let stale: Vec<u16> = added.into_iter().filter(|p| !now_used.contains(p)).collect();
+            self.release_ports(&stale).await;
+        }
+        Ok(())
+    }
+
+    /// Create the default ServiceCIDR `kubernetes` from `--service-cluster-ip-range` and mark it
+    /// Ready, as upstream's default-servicecidr controller does.
+    pub async fn ensure_service_cidr(&self, cidrs: &Store) -> Result<(), ApiError> {
+        let opts = WriteOptions { field_manager: Some("kube-apiserver".into()), ..Default::default() };
+        let cidr = self.service_cidr();
+        let obj = json!({"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR",
+                         "metadata": {"name": DEFAULT_SERVICE_CIDR}, "spec": {"cidrs": [cidr]}});
+        let cur = match cidrs.create(None, obj, &opts).await {
+            Ok(v) => v,
+            Err(ApiError::AlreadyExists(_)) => cidrs.get(None, DEFAULT_SERVICE_CIDR).await?,
+            Err(e) => return Err(e),
+        };
+        if cur["spec"]["cidrs"] != json!([cidr]) {
+            warn!(configured = %cidr, stored = %cur["spec"]["cidrs"], "the default ServiceCIDR does not match --service-cluster-ip-range");
+            return Ok(());
+        }
+        let has_ready = cur["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter().any(|c| c["type"] == "Ready" && c["status"] != "Unknown")
+        });
+        if has_ready || crate::registry::meta::is_deleting(&cur) {
+            return Ok(());
+        }
+        let mut body = cur;
+        body["status"] = json!({"conditions": [{
+            "type": "Ready", "status": "True", "reason": "", "message": "Kubernetes default Service CIDR is ready",
+            "lastTransitionTime": crate::registry::meta::now_rfc3339(),
+        }]});
+        match cidrs.update(None, DEFAULT_SERVICE_CIDR, crate::registry::Part::Status, body, &opts).await {
+            Ok(_) | Err(ApiError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::strategy::Generic;
+    use crate::storage::embedded::EmbeddedStorage;
 
-    fn svc(ty: &str) -> Value {
-        json!({"metadata": {"name": "s"}, "spec": {"type": ty, "ports": [{"port": 80}]}})
+    fn svc(name: &str, ty: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "default"}, "spec": {"type": ty, "ports": [{"port": 80}]}})
+    }
+
+    /// An allocator on `storage` (several of them act as several API servers on one store).
+    fn allocator(storage: &Arc<dyn Storage>, cidr: &str, ports: &str) -> ServiceAllocator {
+        let a = ServiceAllocator::new(cidr, ports, storage.clone(), "/registry").unwrap();
+        let info = crate::resources::find("networking.k8s.io", "v1", "ipaddresses").unwrap();
+        a.attach_ip_store(Arc::new(Store::new(info, Arc::new(Generic::default()), storage.clone(), "/registry", 100)));
+        a
+    }
+
+    fn open() -> (tempfile::TempDir, Arc<dyn Storage>) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(EmbeddedStorage::open(dir.path()).unwrap());
+        (dir, storage)
+    }
+
+    async fn ip_object(a: &ServiceAllocator, ip: &str) -> Option<Value> {
+        a.ip_store().unwrap().get(None, ip).await.ok()
     }
 
     #[test]
-    fn allocates_unique_ips_until_full() {
-        let a = ServiceAllocator::new("10.0.0.0/29", "30000-30002").unwrap();
-        a.reserve_kubernetes_ip();
-        let mut seen = HashSet::new();
+    fn bitmap_is_a_big_endian_big_int() {
+        let ports: BTreeSet<u16> = [30000, 30009, 30010].into();
+        // bits 0, 9 and 10: 0b110_0000_0001
+        assert_eq!(encode_bitmap(30000, &ports), vec![0x06, 0x01]);
+        assert_eq!(decode_bitmap(30000, &[0x06, 0x01]), ports);
+        assert!(encode_bitmap(30000, &BTreeSet::new()).is_empty());
+        let all: BTreeSet<u16> = (30000..=32767).collect();
+        assert_eq!(decode_bitmap(30000, &encode_bitmap(30000, &all)), all);
+    }
+
+    #[tokio::test]
+    async fn allocates_unique_ips_as_ipaddress_objects_until_full() {
+        let (_d, storage) = open();
+        let a = allocator(&storage, "10.0.0.0/29", "30000-30002");
+        let mut seen = BTreeSet::new();
         // /29 = 8 addresses, minus network, broadcast and the kubernetes IP = 5.
-        for _ in 0..5 {
-            let mut s = svc("ClusterIP");
-            a.allocate_for(&mut s, None, false).unwrap();
-            assert!(seen.insert(s["spec"]["clusterIP"].as_str().unwrap().to_string()));
+        for i in 0..5 {
+            let mut s = svc(&format!("s{i}"), "ClusterIP");
+            a.allocate_for(&mut s, None, false).await.unwrap();
+            let ip = s["spec"]["clusterIP"].as_str().unwrap().to_string();
+            let obj = ip_object(&a, &ip).await.expect("IPAddress created");
+            assert_eq!(obj["spec"]["parentRef"], json!({"group": "", "resource": "services", "namespace": "default", "name": format!("s{i}")}));
+            assert_eq!(obj["metadata"]["labels"][LABEL_MANAGED_BY], MANAGED_BY);
+            assert_eq!(obj["metadata"]["labels"][LABEL_IP_FAMILY], "IPv4");
+            assert!(seen.insert(ip));
         }
         assert!(!seen.contains("10.0.0.1"));
-        let mut s = svc("ClusterIP");
-        assert_eq!(a.allocate_for(&mut s, None, false).unwrap_err().code(), 500);
+        let mut s = svc("full", "ClusterIP");
+        assert_eq!(a.allocate_for(&mut s, None, false).await.unwrap_err().code(), 500);
     }
 
-    #[test]
-    fn requested_ip_conflicts() {
-        let a = ServiceAllocator::new("10.0.0.0/24", "30000-32767").unwrap();
-        let mut s = svc("ClusterIP");
+    #[tokio::test]
+    async fn requested_ip_conflicts_across_allocators_and_release() {
+        let (_d, storage) = open();
+        let a = allocator(&storage, "10.0.0.0/24", "30000-32767");
+        let b = allocator(&storage, "10.0.0.0/24", "30000-32767");
+        let mut s = svc("s", "ClusterIP");
         s["spec"]["clusterIP"] = json!("10.0.0.10");
-        a.allocate_for(&mut s, None, false).unwrap();
-        let mut t = svc("ClusterIP");
+        a.allocate_for(&mut s, None, false).await.unwrap();
+        let mut t = svc("t", "ClusterIP");
         t["spec"]["clusterIP"] = json!("10.0.0.10");
-        let e = a.allocate_for(&mut t, None, false).unwrap_err();
+        let e = b.allocate_for(&mut t, None, false).await.unwrap_err();
         assert_eq!(e.code(), 422);
-        assert!(e.to_string().contains("provided IP is already allocated"));
-        a.release_for(&s);
-        a.allocate_for(&mut t, None, false).unwrap();
-        let mut u = svc("ClusterIP");
+        assert!(e.to_string().contains("provided IP is already allocated"), "{e}");
+        // Dry runs see the conflict too, and write nothing.
+        assert_eq!(b.allocate_for(&mut t.clone(), None, true).await.unwrap_err().code(), 422);
+        // Releasing another Service's address is a no-op.
+        a.release_for(&t).await;
+        assert!(ip_object(&a, "10.0.0.10").await.is_some());
+        a.release_for(&s).await;
+        assert!(ip_object(&a, "10.0.0.10").await.is_none());
+        b.allocate_for(&mut t, None, false).await.unwrap();
+        let mut u = svc("u", "ClusterIP");
         u["spec"]["clusterIP"] = json!("10.9.0.1");
-        assert_eq!(a.allocate_for(&mut u, None, false).unwrap_err().code(), 422);
+        assert_eq!(a.allocate_for(&mut u, None, false).await.unwrap_err().code(), 422);
     }
 
-    #[test]
-    fn node_ports_and_restart_state() {
-        let a = ServiceAllocator::new("10.0.0.0/24", "30000-30001").unwrap();
-        let mut s1 = svc("NodePort");
-        a.allocate_for(&mut s1, None, false).unwrap();
-        let mut s2 = svc("NodePort");
-        a.allocate_for(&mut s2, None, false).unwrap();
+    #[tokio::test]
+    async fn dry_run_allocates_nothing() {
+        let (_d, storage) = open();
+        let a = allocator(&storage, "10.0.0.0/24", "30000-30001");
+        let mut s = svc("s", "NodePort");
+        a.allocate_for(&mut s, None, true).await.unwrap();
+        assert!(s["spec"]["clusterIP"].as_str().is_some());
+        assert!(s["spec"]["ports"][0]["nodePort"].as_u64().is_some());
+        assert!(a.ip_store().unwrap().list_all().await.unwrap().is_empty());
+        assert!(storage.get("/registry/services/nodeports").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn node_ports_are_shared_through_the_store() {
+        let (_d, storage) = open();
+        let a = allocator(&storage, "10.0.0.0/24", "30000-30001");
+        let b = allocator(&storage, "10.0.0.0/24", "30000-30001");
+        let mut s1 = svc("s1", "NodePort");
+        a.allocate_for(&mut s1, None, false).await.unwrap();
+        let mut s2 = svc("s2", "NodePort");
+        b.allocate_for(&mut s2, None, false).await.unwrap();
         assert_ne!(s1["spec"]["ports"][0]["nodePort"], s2["spec"]["ports"][0]["nodePort"]);
-        let mut s3 = svc("NodePort");
-        assert!(a.allocate_for(&mut s3, None, false).is_err());
-        // A fresh allocator loaded from stored services sees the same state.
-        let b = ServiceAllocator::new("10.0.0.0/24", "30000-30001").unwrap();
-        b.load([&s1, &s2]);
-        let mut s4 = svc("NodePort");
-        assert!(b.allocate_for(&mut s4, None, false).is_err());
-        let mut s5 = svc("ClusterIP");
-        s5["spec"]["clusterIP"] = s1["spec"]["clusterIP"].clone();
-        assert!(b.allocate_for(&mut s5, None, false).is_err());
+        let mut s3 = svc("s3", "NodePort");
+        assert_eq!(a.allocate_for(&mut s3, None, false).await.unwrap_err().code(), 500);
+        // The failed allocation gave back the address it took.
+        assert_eq!(a.ip_store().unwrap().list_all().await.unwrap().len(), 2);
+        let mut s4 = svc("s4", "NodePort");
+        s4["spec"]["ports"][0]["nodePort"] = s1["spec"]["ports"][0]["nodePort"].clone();
+        let e = b.allocate_for(&mut s4, None, false).await.unwrap_err();
+        assert!(e.to_string().contains("provided port is already allocated"), "{e}");
+        // Stored as upstream's RangeAllocation.
+        let kv = storage.get("/registry/services/nodeports").await.unwrap().unwrap();
+        let v: Value = serde_json::from_slice(&kv.value).unwrap();
+        assert_eq!(v["kind"], "RangeAllocation");
+        assert_eq!(v["range"], "30000-30001");
+        assert_eq!(v["data"], "Aw==");
+        // Deleting s1 frees its port for the other server.
+        a.release_for(&s1).await;
+        b.allocate_for(&mut s3, None, false).await.unwrap();
+        assert_eq!(s3["spec"]["ports"][0]["nodePort"], s1["spec"]["ports"][0]["nodePort"]);
     }
 
-    #[test]
-    fn update_keeps_ip_and_rejects_change() {
-        let a = ServiceAllocator::new("10.0.0.0/24", "30000-32767").unwrap();
-        let mut s = svc("ClusterIP");
-        a.allocate_for(&mut s, None, false).unwrap();
-        let mut n = svc("ClusterIP");
-        a.allocate_for(&mut n, Some(&s), false).unwrap();
+    #[tokio::test]
+    async fn update_keeps_ip_rejects_change_and_releases_dropped_ports() {
+        let (_d, storage) = open();
+        let a = allocator(&storage, "10.0.0.0/24", "30000-30000");
+        let mut s = svc("s", "NodePort");
+        a.allocate_for(&mut s, None, false).await.unwrap();
+        let mut n = svc("s", "ClusterIP");
+        a.allocate_for(&mut n, Some(&s), false).await.unwrap();
         assert_eq!(n["spec"]["clusterIP"], s["spec"]["clusterIP"]);
-        let mut c = svc("ClusterIP");
+        assert!(n["spec"]["ports"][0]["nodePort"].is_null());
+        a.after_update(&n, &s).await;
+        let mut other = svc("o", "NodePort");
+        a.allocate_for(&mut other, None, false).await.unwrap();
+        let mut c = svc("s", "ClusterIP");
         c["spec"]["clusterIP"] = json!("10.0.0.200");
-        assert_eq!(a.allocate_for(&mut c, Some(&s), false).unwrap_err().code(), 422);
+        assert_eq!(a.allocate_for(&mut c, Some(&s), false).await.unwrap_err().code(), 422);
+        // Changing to ExternalName and storing it releases the address.
+        let mut e = svc("s", "ExternalName");
+        a.allocate_for(&mut e, Some(&n), false).await.unwrap();
+        a.after_update(&e, &n).await;
+        assert!(ip_object(&a, n["spec"]["clusterIP"].as_str().unwrap()).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn kubernetes_service_takes_over_its_own_address() {
+        let (_d, storage) = open();
+        let a = allocator(&storage, "10.0.0.0/24", "30000-32767");
+        let b = allocator(&storage, "10.0.0.0/24", "30000-32767");
+        let mut k = svc("kubernetes", "ClusterIP");
+        k["spec"]["clusterIP"] = json!("10.0.0.1");
+        a.allocate_for(&mut k.clone(), None, false).await.unwrap();
+        // The other server bootstrapping at the same time gets it too, and its failed create
+        // does not take the address away.
+        b.allocate_for(&mut k, None, false).await.unwrap();
+        b.rollback_create(&k).await;
+        assert!(ip_object(&a, "10.0.0.1").await.is_some());
+        let mut x = svc("x", "ClusterIP");
+        x["spec"]["clusterIP"] = json!("10.0.0.1");
+        assert_eq!(b.allocate_for(&mut x, None, false).await.unwrap_err().code(), 422);
     }
 }

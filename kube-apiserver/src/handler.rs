@@ -280,18 +280,26 @@ impl App {
     }
 
     pub async fn new(cfg: Config, storage: Arc<dyn Storage>) -> Result<Arc<Self>, AppError> {
-        let allocator = Arc::new(ServiceAllocator::new(&cfg.service_cluster_ip_range, &cfg.service_node_port_range)?);
         let prefix = match &cfg.storage {
             crate::config::StorageConfig::Etcd { prefix, .. } | crate::config::StorageConfig::Embedded { prefix, .. } => {
                 prefix.clone()
             }
         };
+        let allocator = Arc::new(ServiceAllocator::new(
+            &cfg.service_cluster_ip_range,
+            &cfg.service_node_port_range,
+            storage.clone(),
+            &prefix,
+        )?);
         let mut stores = HashMap::new();
         let lookup = crate::admission::Lookup::new(storage.clone(), &prefix);
         for info in resources::all() {
             let strategy = registry::strategy::for_resource(info.group, info.plural, &allocator, &lookup);
             let store = Store::new(info, strategy, storage.clone(), &prefix, cfg.watch_cache_size);
             stores.insert((info.group.to_string(), info.version.to_string(), info.plural.to_string()), Arc::new(store));
+        }
+        if let Some(ips) = stores.get(&("networking.k8s.io".to_string(), "v1".to_string(), "ipaddresses".to_string())) {
+            allocator.attach_ip_store(ips.clone());
         }
         let discovery = Discovery::build(&format!("{}:{}", cfg.advertise_address, cfg.listen.port()));
         let openapi = crate::openapi::OpenApi::build();
@@ -307,11 +315,13 @@ impl App {
         self.store("", "v1", plural).expect("core resource registered")
     }
 
-    /// Create the system namespaces and the `kubernetes` Service, and load allocations.
+    /// Create the system namespaces, the default ServiceCIDR and the `kubernetes` Service, and
+    /// reconcile Service allocations with what is stored.
     pub async fn bootstrap(&self) -> Result<(), AppError> {
-        let services = self.core("services").list_all().await.map_err(AppError::Bootstrap)?;
-        self.allocator.load(services.iter());
-        self.allocator.reserve_kubernetes_ip();
+        if let Some(cidrs) = self.store("networking.k8s.io", "v1", "servicecidrs") {
+            self.allocator.ensure_service_cidr(cidrs).await.map_err(AppError::Bootstrap)?;
+        }
+        self.allocator.reconcile(self.core("services")).await.map_err(AppError::Bootstrap)?;
         let opts = WriteOptions { field_manager: Some("kube-apiserver".into()), ..Default::default() };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
@@ -331,17 +341,14 @@ impl App {
             "spec": {"type": "ClusterIP", "clusterIP": ip, "sessionAffinity": "None",
                      "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
         });
-        // The kubernetes IP is reserved up front, so create it without the allocator.
+        // Its address is never handed out dynamically; creating it creates its IPAddress (or
+        // takes over the one another server bootstrapping at the same time created).
         match self.core("services").get(Some("default"), "kubernetes").await {
             Ok(_) => {}
-            Err(ApiError::NotFound(_)) => {
-                self.allocator.release_for(&svc);
-                match self.core("services").create(Some("default"), svc, &opts).await {
-                    Ok(_) | Err(ApiError::AlreadyExists(_)) => {}
-                    Err(e) => return Err(AppError::Bootstrap(e)),
-                }
-                self.allocator.reserve_kubernetes_ip();
-            }
+            Err(ApiError::NotFound(_)) => match self.core("services").create(Some("default"), svc, &opts).await {
+                Ok(_) | Err(ApiError::AlreadyExists(_)) => {}
+                Err(e) => return Err(AppError::Bootstrap(e)),
+            },
             Err(e) => return Err(AppError::Bootstrap(e)),
         }
         let addr = self.cfg.advertise_address.to_string();

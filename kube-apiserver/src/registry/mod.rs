@@ -671,7 +671,9 @@ impl Store {
                 if opts.dry_run {
                     return Ok(new);
                 }
-                match self.storage.delete(&key, Some(kv.mod_revision)).await {
+                let deleted = self.storage.delete(&key, Some(kv.mod_revision)).await;
+                self.strategy.rollback_update(&new, &old).await;
+                match deleted {
                     Ok((rev, _)) => {
                         self.strategy.after_delete(&old).await;
                         set_resource_version(&mut new, rev);
@@ -687,8 +689,14 @@ impl Store {
             if new == old_cmp || opts.dry_run {
                 return Ok(new);
             }
-            match self.storage.update(&key, self.encode(&new), kv.mod_revision).await {
+            let written = self.storage.update(&key, self.encode(&new), kv.mod_revision).await;
+            if written.is_err() {
+                // What `before_update` took for this attempt is given back; a retry takes again.
+                self.strategy.rollback_update(&new, &old).await;
+            }
+            match written {
                 Ok(rev) => {
+                    self.strategy.after_update(&new, &old).await;
                     set_resource_version(&mut new, rev);
                     return Ok(new);
                 }

@@ -53,6 +53,10 @@ pub trait Strategy: Send + Sync {
     async fn before_update(&self, _new: &mut Value, _old: &Value, _dry_run: bool) -> Result<(), ApiError> {
         Ok(())
     }
+    /// Undo `before_update` when the update was not written (conflict, storage error).
+    async fn rollback_update(&self, _new: &Value, _old: &Value) {}
+    /// Release what the old object held and the written one no longer does.
+    async fn after_update(&self, _new: &Value, _old: &Value) {}
     /// Release what an object held once it is gone from storage.
     async fn after_delete(&self, _obj: &Value) {}
     /// Graceful deletion: the grace period to apply instead of deleting now, if any.
@@ -268,16 +272,22 @@ impl Strategy for Services {
         core_kinds::service(obj)
     }
     async fn before_create(&self, obj: &mut Value, dry_run: bool) -> Result<(), ApiError> {
-        self.allocator.allocate_for(obj, None, dry_run)
+        self.allocator.allocate_for(obj, None, dry_run).await
     }
     async fn rollback_create(&self, obj: &Value) {
-        self.allocator.release_for(obj);
+        self.allocator.rollback_create(obj).await;
     }
     async fn before_update(&self, new: &mut Value, old: &Value, dry_run: bool) -> Result<(), ApiError> {
-        self.allocator.allocate_for(new, Some(old), dry_run)
+        self.allocator.allocate_for(new, Some(old), dry_run).await
+    }
+    async fn rollback_update(&self, new: &Value, old: &Value) {
+        self.allocator.rollback_update(new, old).await;
+    }
+    async fn after_update(&self, new: &Value, old: &Value) {
+        self.allocator.after_update(new, old).await;
     }
     async fn after_delete(&self, obj: &Value) {
-        self.allocator.release_for(obj);
+        self.allocator.release_for(obj).await;
     }
 }
 
@@ -346,6 +356,8 @@ pub fn for_resource(group: &str, plural: &str, allocator: &Arc<ServiceAllocator>
             Arc::new(Generic { create_on_update: true, ..Generic::default() })
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => Arc::new(CustomResourceDefinitions),
+        // Upstream's IPAddress and ServiceCIDR strategies do not track generation.
+        ("networking.k8s.io", "ipaddresses" | "servicecidrs") => Arc::new(Generic::default()),
         ("rbac.authorization.k8s.io", _) => Arc::new(Generic { name_rule: NameRule::PathSegment, ..Generic::default() }),
         (
             "apps" | "batch" | "autoscaling" | "policy" | "networking.k8s.io" | "apiextensions.k8s.io"
