@@ -13,11 +13,16 @@ use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::debug;
+
+use crate::expectations::Expectations;
+use crate::queue::WorkQueue;
+use crate::util::{controller_ref, key, key_of};
 
 /// One observed change. `Updated` carries the previous state so handlers can compare.
 pub enum Change<K> {
@@ -187,6 +192,103 @@ where
             }
         }
     }
+}
+
+impl<K> Informer<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    /// The key of the cached owner that `meta`'s controller reference points to: the reference
+    /// must name a `K` in the object's namespace, and the cached `K` must have the referenced uid
+    /// (a same-named object that replaced the owner is not the owner).
+    pub fn controller_key(&self, meta: &ObjectMeta) -> Option<String> {
+        let r = controller_ref(meta).filter(|r| r.kind == K::kind(&()))?;
+        let ns = meta.namespace.as_deref().unwrap_or("");
+        let owner = self.get(ns, &r.name)?;
+        (owner.meta().uid.as_deref() == Some(r.uid.as_str())).then(|| key(ns, &r.name))
+    }
+}
+
+// Handlers that feed work queues (client-go's ResourceEventHandlers that enqueue keys), for the
+// wiring that several controllers share.
+
+/// On every change (added, updated, deleted) queue the object's key ([`key_of`]): the handler of
+/// a controller's primary resource.
+pub fn enqueue_on_change<K>(informer: &Informer<K>, queue: &Arc<WorkQueue>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let q = queue.clone();
+    informer.add_handler(move |ch| q.add(key_of(ch.object().as_ref())));
+}
+
+/// As [`enqueue_on_change`], for a controller that keeps [`Expectations`] per object: when the
+/// object is deleted its expectations are dropped too.
+pub fn enqueue_on_change_with_expectations<K>(informer: &Informer<K>, queue: &Arc<WorkQueue>, expectations: &Arc<Expectations>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (q, exp) = (queue.clone(), expectations.clone());
+    informer.add_handler(move |ch| {
+        let k = key_of(ch.object().as_ref());
+        if matches!(ch, Change::Deleted(_)) {
+            exp.delete(&k);
+        }
+        q.add(k);
+    });
+}
+
+/// Wire the informer of owned objects (pods) to the owners' queue, for a controller with
+/// [`Expectations`]: a change to an object controlled by a cached owner ([`Informer::controller_key`])
+/// is observed in the owner's expectations (a creation when it is added, a deletion when it is
+/// deleted or marked for deletion) and the owner's key is queued. Other objects are ignored.
+pub fn enqueue_owner_with_expectations<K, O>(owned: &Informer<K>, owners: &Arc<Informer<O>>, queue: &Arc<WorkQueue>, expectations: &Arc<Expectations>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    O: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (owners, q, exp) = (owners.clone(), queue.clone(), expectations.clone());
+    owned.add_handler(move |ch| {
+        let o = ch.object().meta();
+        let Some(k) = owners.controller_key(o) else { return };
+        let uid = o.uid.as_deref().unwrap_or("");
+        match ch {
+            Change::Added(_) => exp.creation_observed(&k),
+            Change::Deleted(_) => exp.deletion_observed(&k, uid),
+            Change::Updated { .. } if o.deletion_timestamp.is_some() => exp.deletion_observed(&k, uid),
+            _ => {}
+        }
+        q.add(k);
+    });
+}
+
+/// Queue the key of every cached object of namespace `ns` (a change there may concern any of them).
+pub fn enqueue_namespace<K>(informer: &Informer<K>, queue: &WorkQueue, ns: &str)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    for o in informer.list_namespace(ns) {
+        queue.add(key(ns, &o.name_any()));
+    }
+}
+
+/// When a `K` is added or deleted, or updated so that `relevant(old, new)`, queue every cached
+/// object of `targets` in its namespace ([`enqueue_namespace`]): for controllers whose objects
+/// summarize a namespace (quotas count its objects, budgets follow its workloads' scale).
+pub fn enqueue_namespace_on_change<K, T>(informer: &Informer<K>, targets: &Arc<Informer<T>>, queue: &Arc<WorkQueue>, relevant: impl Fn(&K, &K) -> bool + Send + Sync + 'static)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    T: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (targets, q) = (targets.clone(), queue.clone());
+    informer.add_handler(move |ch| {
+        if let Change::Updated { old, new } = ch
+            && !relevant(old, new)
+        {
+            return;
+        }
+        enqueue_namespace(&targets, &q, ch.object().meta().namespace.as_deref().unwrap_or(""));
+    });
 }
 
 trait Startable: Send + Sync {
