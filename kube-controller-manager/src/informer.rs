@@ -357,3 +357,85 @@ impl InformerFactory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet};
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn informer<K>() -> Arc<Informer<K>>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        // Never started: the tests feed the store directly.
+        let client = Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap())).unwrap();
+        Informer::new(Api::all(client))
+    }
+
+    fn meta(name: &str, uid: &str) -> ObjectMeta {
+        ObjectMeta { namespace: Some("ns".into()), name: Some(name.into()), uid: Some(uid.into()), ..Default::default() }
+    }
+
+    fn pod(name: &str, owner_kind: &str, owner_uid: &str) -> Pod {
+        let r = OwnerReference { kind: owner_kind.into(), name: "a".into(), uid: owner_uid.into(), controller: Some(true), ..Default::default() };
+        Pod { metadata: ObjectMeta { owner_references: Some(vec![r]), ..meta(name, &format!("{name}-uid")) }, ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn owned_objects_are_observed_in_their_owners_expectations() {
+        let (dss, pods) = (informer::<DaemonSet>(), informer::<Pod>());
+        let (q, exp) = (WorkQueue::new("informer_test"), Arc::new(Expectations::default()));
+        enqueue_on_change_with_expectations(&dss, &q, &exp);
+        enqueue_owner_with_expectations(&pods, &dss, &q, &exp);
+        dss.apply(DaemonSet { metadata: meta("a", "uid-a"), ..Default::default() });
+        assert_eq!(q.get().await.as_deref(), Some("ns/a"));
+        q.done("ns/a");
+
+        exp.expect_creations("ns/a", 1);
+        // Not ours: another kind, or a former owner of the same name.
+        pods.apply(pod("p0", "ReplicaSet", "uid-a"));
+        pods.apply(pod("p1", "DaemonSet", "uid-old"));
+        assert!(q.is_empty() && !exp.satisfied("ns/a"));
+        assert_eq!(dss.controller_key(&pod("p1", "DaemonSet", "uid-a").metadata).as_deref(), Some("ns/a"));
+        assert_eq!(informer::<ReplicaSet>().controller_key(&pod("p0", "ReplicaSet", "uid-a").metadata), None, "owner not cached");
+
+        pods.apply(pod("p2", "DaemonSet", "uid-a"));
+        assert!(exp.satisfied("ns/a"), "creation observed");
+        assert_eq!(q.len(), 1);
+
+        exp.expect_deletions("ns/a", ["p2-uid".to_string(), "p3-uid".to_string()]);
+        let mut terminating = pod("p2", "DaemonSet", "uid-a");
+        terminating.metadata.deletion_timestamp = Some(crate::util::now_time());
+        pods.apply(terminating);
+        pods.apply(pod("p3", "DaemonSet", "uid-a"));
+        assert!(!exp.satisfied("ns/a"), "an addition is not a deletion");
+        pods.delete(pod("p3", "DaemonSet", "uid-a"));
+        assert!(exp.satisfied("ns/a"), "marked for deletion, then deleted");
+
+        exp.expect_creations("ns/a", 5);
+        dss.delete(DaemonSet { metadata: meta("a", "uid-a"), ..Default::default() });
+        assert!(exp.satisfied("ns/a"), "a deleted owner's expectations are dropped");
+        assert_eq!(q.len(), 1, "one key, queued once");
+    }
+
+    #[tokio::test]
+    async fn namespace_targets_follow_relevant_changes() {
+        let (pods, dss) = (informer::<Pod>(), informer::<DaemonSet>());
+        let q = WorkQueue::new("informer_test_ns");
+        enqueue_namespace_on_change(&pods, &dss, &q, |o, n| o.metadata.labels != n.metadata.labels);
+        dss.apply(DaemonSet { metadata: meta("a", "uid-a"), ..Default::default() });
+        dss.apply(DaemonSet { metadata: meta("b", "uid-b"), ..Default::default() });
+        pods.apply(pod("p", "ReplicaSet", "x"));
+        assert_eq!(q.len(), 2, "an addition queues every target of the namespace");
+        for _ in 0..2 {
+            let k = q.get().await.unwrap();
+            q.done(&k);
+        }
+        pods.apply(pod("p", "ReplicaSet", "x"));
+        assert!(q.is_empty(), "an irrelevant update queues nothing");
+        pods.delete(pod("p", "ReplicaSet", "x"));
+        assert_eq!(q.len(), 2);
+    }
+}

@@ -1008,6 +1008,41 @@ mod tests {
     }
 
     #[test]
+    fn cross_namespace_pod_affinity_scope() {
+        let pod = |affinity: serde_json::Value| -> Pod {
+            serde_json::from_value(json!({"spec": {"containers": [], "affinity": affinity}}))
+                .unwrap()
+        };
+        let term = |t: serde_json::Value| {
+            json!([{"topologyKey": "kubernetes.io/hostname"}, t])
+        };
+        let weighted = |t: serde_json::Value| {
+            json!([{"weight": 1, "podAffinityTerm": t}])
+        };
+        let cross = |p: &Pod| pod_matches_scope(p, "CrossNamespacePodAffinity", "Exists", &[]);
+        let local = json!({"topologyKey": "zone", "namespaces": []});
+        let other = json!({"topologyKey": "zone", "namespaces": ["b"]});
+        let selector = json!({"topologyKey": "zone", "namespaceSelector": {}});
+        assert!(!cross(&pod(json!({}))));
+        assert!(!cross(&pod(json!({
+            "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": term(local.clone())},
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": weighted(local.clone())},
+        }))));
+        assert!(cross(&pod(json!({
+            "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": term(other.clone())},
+        }))));
+        assert!(cross(&pod(json!({
+            "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": weighted(selector.clone())},
+        }))));
+        assert!(cross(&pod(json!({
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": term(selector)},
+        }))));
+        assert!(cross(&pod(json!({
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": weighted(other)},
+        }))));
+    }
+
+    #[test]
     fn status_comparison_ignores_format() {
         let a = BTreeMap::from([("cpu".to_string(), Quantity("1000m".into()))]);
         let b = BTreeMap::from([("cpu".to_string(), Quantity("1".into()))]);
