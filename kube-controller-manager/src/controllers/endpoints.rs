@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use crate::controllers::endpointslice::{HEADLESS_LABEL, PodEndpoint, enqueue_services_for_pod, group_by_ports, pod_endpoint, service_selector};
+use crate::controllers::endpointslice::{HEADLESS_LABEL, PodEndpoint, enqueue_services_for_pod, group_by_ports, selected_endpoints};
 use crate::informer::{Change, Informer, enqueue_on_change};
 use crate::queue::{WorkQueue, run_reconciler};
 use crate::util::{self, split_key};
@@ -103,17 +103,7 @@ impl EndpointsController {
             }
             return Ok(None);
         };
-        let Some(selector) = service_selector(&svc) else { return Ok(None) };
-        if svc.metadata.deletion_timestamp.is_some() {
-            return Ok(None);
-        }
-        let eps: Vec<PodEndpoint> = self
-            .pods
-            .list_namespace(ns)
-            .iter()
-            .filter(|p| util::map_selector_matches(selector, p.labels()))
-            .filter_map(|p| pod_endpoint(&svc, p, false))
-            .collect();
+        let Some(eps) = selected_endpoints(&self.pods, ns, &svc, false) else { return Ok(None) };
         let subsets = subsets(eps);
         let mut labels: BTreeMap<String, String> = svc.labels().clone();
         if svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None") {

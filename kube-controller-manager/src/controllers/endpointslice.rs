@@ -156,6 +156,23 @@ pub fn slice_labels(svc: &Service) -> BTreeMap<String, String> {
     l
 }
 
+/// The endpoints of the cached pods of `ns` that `svc` selects ([`pod_endpoint`]), or `None` when
+/// the service has no selector (its endpoints are not managed by the controllers) or is being
+/// deleted: the start of both the endpoints and the endpointslice controllers' sync.
+pub fn selected_endpoints(pods: &Informer<Pod>, ns: &str, svc: &Service, include_terminating: bool) -> Option<Vec<PodEndpoint>> {
+    let selector = service_selector(svc)?;
+    if svc.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let eps = pods
+        .list_namespace(ns)
+        .iter()
+        .filter(|p| util::map_selector_matches(selector, p.labels()))
+        .filter_map(|p| pod_endpoint(svc, p, include_terminating))
+        .collect();
+    Some(eps)
+}
+
 /// The keys of every service in the pod's namespace whose selector matches the pod.
 fn services_for_pod(services: &Informer<Service>, pod: &Pod, out: &mut Vec<String>) {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("");
@@ -230,17 +247,7 @@ impl EndpointSliceController {
         let (ns, name) = split_key(key);
         // A deleted service's slices go with it (owner reference).
         let Some(svc) = self.services.get(ns, name) else { return Ok(None) };
-        let Some(selector) = service_selector(&svc) else { return Ok(None) };
-        if svc.metadata.deletion_timestamp.is_some() {
-            return Ok(None);
-        }
-        let eps: Vec<PodEndpoint> = self
-            .pods
-            .list_namespace(ns)
-            .iter()
-            .filter(|p| util::map_selector_matches(selector, p.labels()))
-            .filter_map(|p| pod_endpoint(&svc, p, true))
-            .collect();
+        let Some(eps) = selected_endpoints(&self.pods, ns, &svc, true) else { return Ok(None) };
         let mut desired = desired_slices(eps, self.max_per_slice);
         if desired.is_empty() {
             // Upstream keeps one empty placeholder slice.
