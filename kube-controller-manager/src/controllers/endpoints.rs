@@ -139,6 +139,7 @@ impl EndpointsController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::endpointslice::pod_endpoint;
     use serde_json::json;
 
     #[test]
