@@ -194,9 +194,15 @@ where
     }
 }
 
+/// What an [`Informer`] holds and its handlers see: any API object type (shorthand for the
+/// bounds of the functions below).
+pub trait Object: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static {}
+
+impl<K> Object for K where K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static {}
+
 impl<K> Informer<K>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Object + Resource<DynamicType = ()>,
 {
     /// The key of the cached owner that `meta`'s controller reference points to: the reference
     /// must name a `K` in the object's namespace, and the cached `K` must have the referenced uid
@@ -214,20 +220,14 @@ where
 
 /// On every change (added, updated, deleted) queue the object's key ([`key_of`]): the handler of
 /// a controller's primary resource.
-pub fn enqueue_on_change<K>(informer: &Informer<K>, queue: &Arc<WorkQueue>)
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
+pub fn enqueue_on_change<K: Object>(informer: &Informer<K>, queue: &Arc<WorkQueue>) {
     let q = queue.clone();
     informer.add_handler(move |ch| q.add(key_of(ch.object().as_ref())));
 }
 
 /// As [`enqueue_on_change`], for a controller that keeps [`Expectations`] per object: when the
 /// object is deleted its expectations are dropped too.
-pub fn enqueue_on_change_with_expectations<K>(informer: &Informer<K>, queue: &Arc<WorkQueue>, expectations: &Arc<Expectations>)
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
+pub fn enqueue_on_change_with_expectations<K: Object>(informer: &Informer<K>, queue: &Arc<WorkQueue>, expectations: &Arc<Expectations>) {
     let (q, exp) = (queue.clone(), expectations.clone());
     informer.add_handler(move |ch| {
         let k = key_of(ch.object().as_ref());
@@ -244,8 +244,8 @@ where
 /// deleted or marked for deletion) and the owner's key is queued. Other objects are ignored.
 pub fn enqueue_owner_with_expectations<K, O>(owned: &Informer<K>, owners: &Arc<Informer<O>>, queue: &Arc<WorkQueue>, expectations: &Arc<Expectations>)
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    O: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Object,
+    O: Object + Resource<DynamicType = ()>,
 {
     let (owners, q, exp) = (owners.clone(), queue.clone(), expectations.clone());
     owned.add_handler(move |ch| {
@@ -263,10 +263,7 @@ where
 }
 
 /// Queue the key of every cached object of namespace `ns` (a change there may concern any of them).
-pub fn enqueue_namespace<K>(informer: &Informer<K>, queue: &WorkQueue, ns: &str)
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
+pub fn enqueue_namespace<K: Object>(informer: &Informer<K>, queue: &WorkQueue, ns: &str) {
     for o in informer.list_namespace(ns) {
         queue.add(key(ns, &o.name_any()));
     }
@@ -275,11 +272,7 @@ where
 /// When a `K` is added or deleted, or updated so that `relevant(old, new)`, queue every cached
 /// object of `targets` in its namespace ([`enqueue_namespace`]): for controllers whose objects
 /// summarize a namespace (quotas count its objects, budgets follow its workloads' scale).
-pub fn enqueue_namespace_on_change<K, T>(informer: &Informer<K>, targets: &Arc<Informer<T>>, queue: &Arc<WorkQueue>, relevant: impl Fn(&K, &K) -> bool + Send + Sync + 'static)
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    T: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
+pub fn enqueue_namespace_on_change<K: Object, T: Object>(informer: &Informer<K>, targets: &Arc<Informer<T>>, queue: &Arc<WorkQueue>, relevant: impl Fn(&K, &K) -> bool + Send + Sync + 'static) {
     let (targets, q) = (targets.clone(), queue.clone());
     informer.add_handler(move |ch| {
         if let Change::Updated { old, new } = ch
@@ -365,10 +358,7 @@ mod tests {
     use k8s_openapi::api::core::v1::Pod;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-    fn informer<K>() -> Arc<Informer<K>>
-    where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    {
+    fn informer<K: Object + Resource<DynamicType = ()>>() -> Arc<Informer<K>> {
         // Never started: the tests feed the store directly.
         let client = Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap())).unwrap();
         Informer::new(Api::all(client))

@@ -17,10 +17,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::core::SelectorExt;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use tracing::{debug, info};
 
-use crate::informer::{Change, Informer, enqueue_namespace_on_change, enqueue_on_change};
+use crate::informer::{Change, Informer, Object, enqueue_namespace_on_change, enqueue_on_change};
 use crate::queue::{WorkQueue, run_reconciler};
 use crate::util::{self, Events, controller_ref, key, split_key};
 use crate::{ControllerContext, Error};
@@ -251,19 +251,11 @@ impl DisruptionController {
             c.enqueue_for_pod(ch.object());
         });
         // The expected count of percentage budgets follows the controllers' scale.
-        fn on_scale_change<K>(
+        fn on_scale_change<K: Object>(
             c: &DisruptionController,
             inf: &Informer<K>,
             replicas: fn(&K) -> Option<i32>,
-        ) where
-            K: Resource
-                + Clone
-                + serde::de::DeserializeOwned
-                + std::fmt::Debug
-                + Send
-                + Sync
-                + 'static,
-        {
+        ) {
             enqueue_namespace_on_change(inf, &c.pdbs, &c.queue, move |o, n| {
                 replicas(o) != replicas(n)
             });
