@@ -13,11 +13,16 @@ use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::debug;
+
+use crate::expectations::Expectations;
+use crate::queue::WorkQueue;
+use crate::util::{controller_ref, key, key_of};
 
 /// One observed change. `Updated` carries the previous state so handlers can compare.
 pub enum Change<K> {
@@ -189,6 +194,96 @@ where
     }
 }
 
+/// What an [`Informer`] holds and its handlers see: any API object type (shorthand for the
+/// bounds of the functions below).
+pub trait Object: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static {}
+
+impl<K> Object for K where K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static {}
+
+impl<K> Informer<K>
+where
+    K: Object + Resource<DynamicType = ()>,
+{
+    /// The key of the cached owner that `meta`'s controller reference points to: the reference
+    /// must name a `K` in the object's namespace, and the cached `K` must have the referenced uid
+    /// (a same-named object that replaced the owner is not the owner).
+    pub fn controller_key(&self, meta: &ObjectMeta) -> Option<String> {
+        let r = controller_ref(meta).filter(|r| r.kind == K::kind(&()))?;
+        let ns = meta.namespace.as_deref().unwrap_or("");
+        let owner = self.get(ns, &r.name)?;
+        (owner.meta().uid.as_deref() == Some(r.uid.as_str())).then(|| key(ns, &r.name))
+    }
+}
+
+// Handlers that feed work queues (client-go's ResourceEventHandlers that enqueue keys), for the
+// wiring that several controllers share.
+
+/// On every change (added, updated, deleted) queue the object's key ([`key_of`]): the handler of
+/// a controller's primary resource.
+pub fn enqueue_on_change<K: Object>(informer: &Informer<K>, queue: &Arc<WorkQueue>) {
+    let q = queue.clone();
+    informer.add_handler(move |ch| q.add(key_of(ch.object().as_ref())));
+}
+
+/// As [`enqueue_on_change`], for a controller that keeps [`Expectations`] per object: when the
+/// object is deleted its expectations are dropped too.
+pub fn enqueue_on_change_with_expectations<K: Object>(informer: &Informer<K>, queue: &Arc<WorkQueue>, expectations: &Arc<Expectations>) {
+    let (q, exp) = (queue.clone(), expectations.clone());
+    informer.add_handler(move |ch| {
+        let k = key_of(ch.object().as_ref());
+        if matches!(ch, Change::Deleted(_)) {
+            exp.delete(&k);
+        }
+        q.add(k);
+    });
+}
+
+/// Wire the informer of owned objects (pods) to the owners' queue, for a controller with
+/// [`Expectations`]: a change to an object controlled by a cached owner ([`Informer::controller_key`])
+/// is observed in the owner's expectations (a creation when it is added, a deletion when it is
+/// deleted or marked for deletion) and the owner's key is queued. Other objects are ignored.
+pub fn enqueue_owner_with_expectations<K, O>(owned: &Informer<K>, owners: &Arc<Informer<O>>, queue: &Arc<WorkQueue>, expectations: &Arc<Expectations>)
+where
+    K: Object,
+    O: Object + Resource<DynamicType = ()>,
+{
+    let (owners, q, exp) = (owners.clone(), queue.clone(), expectations.clone());
+    owned.add_handler(move |ch| {
+        let o = ch.object().meta();
+        let Some(k) = owners.controller_key(o) else { return };
+        let uid = o.uid.as_deref().unwrap_or("");
+        match ch {
+            Change::Added(_) => exp.creation_observed(&k),
+            Change::Deleted(_) => exp.deletion_observed(&k, uid),
+            Change::Updated { .. } if o.deletion_timestamp.is_some() => exp.deletion_observed(&k, uid),
+            _ => {}
+        }
+        q.add(k);
+    });
+}
+
+/// Queue the key of every cached object of namespace `ns` (a change there may concern any of them).
+pub fn enqueue_namespace<K: Object>(informer: &Informer<K>, queue: &WorkQueue, ns: &str) {
+    for o in informer.list_namespace(ns) {
+        queue.add(key(ns, &o.name_any()));
+    }
+}
+
+/// When a `K` is added or deleted, or updated so that `relevant(old, new)`, queue every cached
+/// object of `targets` in its namespace ([`enqueue_namespace`]): for controllers whose objects
+/// summarize a namespace (quotas count its objects, budgets follow its workloads' scale).
+pub fn enqueue_namespace_on_change<K: Object, T: Object>(informer: &Informer<K>, targets: &Arc<Informer<T>>, queue: &Arc<WorkQueue>, relevant: impl Fn(&K, &K) -> bool + Send + Sync + 'static) {
+    let (targets, q) = (targets.clone(), queue.clone());
+    informer.add_handler(move |ch| {
+        if let Change::Updated { old, new } = ch
+            && !relevant(old, new)
+        {
+            return;
+        }
+        enqueue_namespace(&targets, &q, ch.object().meta().namespace.as_deref().unwrap_or(""));
+    });
+}
+
 trait Startable: Send + Sync {
     fn start_dyn(&self) -> Option<JoinHandle<()>>;
 }
@@ -253,5 +348,84 @@ impl InformerFactory {
         for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet};
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn informer<K: Object + Resource<DynamicType = ()>>() -> Arc<Informer<K>> {
+        // Never started: the tests feed the store directly.
+        let client = Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap())).unwrap();
+        Informer::new(Api::all(client))
+    }
+
+    fn meta(name: &str, uid: &str) -> ObjectMeta {
+        ObjectMeta { namespace: Some("ns".into()), name: Some(name.into()), uid: Some(uid.into()), ..Default::default() }
+    }
+
+    fn pod(name: &str, owner_kind: &str, owner_uid: &str) -> Pod {
+        let r = OwnerReference { kind: owner_kind.into(), name: "a".into(), uid: owner_uid.into(), controller: Some(true), ..Default::default() };
+        Pod { metadata: ObjectMeta { owner_references: Some(vec![r]), ..meta(name, &format!("{name}-uid")) }, ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn owned_objects_are_observed_in_their_owners_expectations() {
+        let (dss, pods) = (informer::<DaemonSet>(), informer::<Pod>());
+        let (q, exp) = (WorkQueue::new("informer_test"), Arc::new(Expectations::default()));
+        enqueue_on_change_with_expectations(&dss, &q, &exp);
+        enqueue_owner_with_expectations(&pods, &dss, &q, &exp);
+        dss.apply(DaemonSet { metadata: meta("a", "uid-a"), ..Default::default() });
+        assert_eq!(q.get().await.as_deref(), Some("ns/a"));
+        q.done("ns/a");
+
+        exp.expect_creations("ns/a", 1);
+        // Not ours: another kind, or a former owner of the same name.
+        pods.apply(pod("p0", "ReplicaSet", "uid-a"));
+        pods.apply(pod("p1", "DaemonSet", "uid-old"));
+        assert!(q.is_empty() && !exp.satisfied("ns/a"));
+        assert_eq!(dss.controller_key(&pod("p1", "DaemonSet", "uid-a").metadata).as_deref(), Some("ns/a"));
+        assert_eq!(informer::<ReplicaSet>().controller_key(&pod("p0", "ReplicaSet", "uid-a").metadata), None, "owner not cached");
+
+        pods.apply(pod("p2", "DaemonSet", "uid-a"));
+        assert!(exp.satisfied("ns/a"), "creation observed");
+        assert_eq!(q.len(), 1);
+
+        exp.expect_deletions("ns/a", ["p2-uid".to_string(), "p3-uid".to_string()]);
+        let mut terminating = pod("p2", "DaemonSet", "uid-a");
+        terminating.metadata.deletion_timestamp = Some(crate::util::now_time());
+        pods.apply(terminating);
+        pods.apply(pod("p3", "DaemonSet", "uid-a"));
+        assert!(!exp.satisfied("ns/a"), "an addition is not a deletion");
+        pods.delete(pod("p3", "DaemonSet", "uid-a"));
+        assert!(exp.satisfied("ns/a"), "marked for deletion, then deleted");
+
+        exp.expect_creations("ns/a", 5);
+        dss.delete(DaemonSet { metadata: meta("a", "uid-a"), ..Default::default() });
+        assert!(exp.satisfied("ns/a"), "a deleted owner's expectations are dropped");
+        assert_eq!(q.len(), 1, "one key, queued once");
+    }
+
+    #[tokio::test]
+    async fn namespace_targets_follow_relevant_changes() {
+        let (pods, dss) = (informer::<Pod>(), informer::<DaemonSet>());
+        let q = WorkQueue::new("informer_test_ns");
+        enqueue_namespace_on_change(&pods, &dss, &q, |o, n| o.metadata.labels != n.metadata.labels);
+        dss.apply(DaemonSet { metadata: meta("a", "uid-a"), ..Default::default() });
+        dss.apply(DaemonSet { metadata: meta("b", "uid-b"), ..Default::default() });
+        pods.apply(pod("p", "ReplicaSet", "x"));
+        assert_eq!(q.len(), 2, "an addition queues every target of the namespace");
+        for _ in 0..2 {
+            let k = q.get().await.unwrap();
+            q.done(&k);
+        }
+        pods.apply(pod("p", "ReplicaSet", "x"));
+        assert!(q.is_empty(), "an irrelevant update queues nothing");
+        pods.delete(pod("p", "ReplicaSet", "x"));
+        assert_eq!(q.len(), 2);
     }
 }

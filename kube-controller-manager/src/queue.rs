@@ -208,6 +208,18 @@ where
     }
 }
 
+/// [`run_workers`] for a controller: each worker calls `reconcile(controller, key)` with its own
+/// handle on the controller, e.g. `run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await })`.
+pub async fn run_reconciler<C, F, Fut, E>(controller: Arc<C>, queue: Arc<WorkQueue>, workers: usize, reconcile: F)
+where
+    C: Send + Sync + 'static,
+    F: Fn(Arc<C>, String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Option<Duration>, E>> + Send,
+    E: std::fmt::Display,
+{
+    run_workers(queue, workers, move |key| reconcile(controller.clone(), key)).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,8 +18,8 @@ use serde_json::json;
 use tracing::info;
 
 use crate::controllers::job::is_finished;
-use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
+use crate::informer::{Change, Informer, enqueue_on_change};
+use crate::queue::{WorkQueue, run_reconciler};
 use crate::util::{self, Events, controller_ref, key, object_ref, owner_ref, split_key};
 use crate::{ControllerContext, Error};
 
@@ -172,8 +172,7 @@ impl CronJobController {
             queue: WorkQueue::new("cronjob"),
             events: Events::new(ctx.client.clone(), "cronjob-controller"),
         });
-        let q = c.queue.clone();
-        c.cronjobs.add_handler(move |ch| q.add(util::key_of(ch.object().as_ref())));
+        enqueue_on_change(&c.cronjobs, &c.queue);
         let q = c.queue.clone();
         c.jobs.add_handler(move |ch: &Change<Job>| {
             let j = ch.object();
@@ -187,12 +186,7 @@ impl CronJobController {
     pub async fn run(self: Arc<Self>, workers: usize) {
         self.cronjobs.wait_synced().await;
         self.jobs.wait_synced().await;
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     /// The one sync function.

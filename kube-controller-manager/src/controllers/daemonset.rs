@@ -17,9 +17,9 @@ use serde_json::json;
 
 use crate::controllers::deployment::{compute_hash, scaled_value};
 use crate::expectations::Expectations;
-use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
-use crate::util::{self, Events, controller_ref, key, object_ref, owner_ref, split_key};
+use crate::informer::{Informer, enqueue_on_change_with_expectations, enqueue_owner_with_expectations};
+use crate::queue::{WorkQueue, run_reconciler};
+use crate::util::{self, Events, controller_ref, object_ref, owner_ref, split_key};
 use crate::{ControllerContext, Error};
 
 pub const REVISION_HASH: &str = "controller-revision-hash";
@@ -111,14 +111,7 @@ impl DaemonSetController {
             expectations: Arc::new(Expectations::default()),
             events: Events::new(ctx.client.clone(), "daemonset-controller"),
         });
-        let (q, exp) = (c.queue.clone(), c.expectations.clone());
-        c.dss.add_handler(move |ch| {
-            let k = util::key_of(ch.object().as_ref());
-            if matches!(ch, Change::Deleted(_)) {
-                exp.delete(&k);
-            }
-            q.add(k);
-        });
+        enqueue_on_change_with_expectations(&c.dss, &c.queue, &c.expectations);
         let weak = Arc::downgrade(&c);
         c.nodes.add_handler(move |_| {
             if let Some(c) = weak.upgrade() {
@@ -127,25 +120,7 @@ impl DaemonSetController {
                 }
             }
         });
-        let weak = Arc::downgrade(&c);
-        c.pods.add_handler(move |ch| {
-            let Some(c) = weak.upgrade() else { return };
-            let p = ch.object();
-            let Some(r) = controller_ref(&p.metadata).filter(|r| r.kind == "DaemonSet") else { return };
-            let ns = p.metadata.namespace.as_deref().unwrap_or("");
-            if !c.dss.get(ns, &r.name).is_some_and(|d| d.metadata.uid.as_deref() == Some(r.uid.as_str())) {
-                return;
-            }
-            let k = key(ns, &r.name);
-            let uid = p.metadata.uid.as_deref().unwrap_or("");
-            match ch {
-                Change::Added(_) => c.expectations.creation_observed(&k),
-                Change::Deleted(_) => c.expectations.deletion_observed(&k, uid),
-                Change::Updated { new, .. } if new.metadata.deletion_timestamp.is_some() => c.expectations.deletion_observed(&k, uid),
-                _ => {}
-            }
-            c.queue.add(k);
-        });
+        enqueue_owner_with_expectations(&c.pods, &c.dss, &c.queue, &c.expectations);
         c
     }
 
@@ -153,12 +128,7 @@ impl DaemonSetController {
         self.dss.wait_synced().await;
         self.pods.wait_synced().await;
         self.nodes.wait_synced().await;
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     /// The one sync function.

@@ -17,9 +17,9 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info};
 
-use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
-use crate::util::{self, Events, controller_ref, key, object_ref, owner_ref, split_key};
+use crate::informer::{Change, Informer, enqueue_on_change};
+use crate::queue::{WorkQueue, run_reconciler};
+use crate::util::{self, Events, controller_ref, object_ref, owner_ref, split_key};
 use crate::{ControllerContext, Error};
 
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -350,8 +350,7 @@ impl DeploymentController {
             queue: WorkQueue::new("deployment"),
             events: Events::new(ctx.client.clone(), "deployment-controller"),
         });
-        let q = c.queue.clone();
-        c.deployments.add_handler(move |ch| q.add(util::key_of(ch.object().as_ref())));
+        enqueue_on_change(&c.deployments, &c.queue);
         let weak = Arc::downgrade(&c);
         c.rss.add_handler(move |ch| {
             let Some(c) = weak.upgrade() else { return };
@@ -381,12 +380,11 @@ impl DeploymentController {
     fn enqueue_for_rs(&self, rs: &ReplicaSet, orphans_too: bool) {
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         match controller_ref(&rs.metadata) {
-            Some(r) if r.kind == "Deployment" => {
-                if self.deployments.get(ns, &r.name).is_some_and(|d| d.metadata.uid.as_deref() == Some(r.uid.as_str())) {
-                    self.queue.add(key(ns, &r.name));
+            Some(_) => {
+                if let Some(k) = self.deployments.controller_key(&rs.metadata) {
+                    self.queue.add(k);
                 }
             }
-            Some(_) => {}
             None if orphans_too => {
                 for d in self.deployments.list_namespace(ns) {
                     if d.spec.as_ref().is_some_and(|s| util::selector_matches(&s.selector, rs.labels())) {
@@ -403,12 +401,7 @@ impl DeploymentController {
         self.rss.wait_synced().await;
         self.pods.wait_synced().await;
         info!("deployment controller: caches synced; starting workers");
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     fn rs_api(&self, ns: &str) -> Api<ReplicaSet> {

@@ -17,11 +17,11 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::core::SelectorExt;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use tracing::{debug, info};
 
-use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
+use crate::informer::{Change, Informer, Object, enqueue_namespace_on_change, enqueue_on_change};
+use crate::queue::{WorkQueue, run_reconciler};
 use crate::util::{self, Events, controller_ref, key, split_key};
 use crate::{ControllerContext, Error};
 
@@ -228,13 +228,6 @@ pub struct DisruptionController {
     events: Events,
 }
 
-/// Enqueue every budget of the namespace (a workload's scale changed).
-fn enqueue_namespace(pdbs: &Informer<PodDisruptionBudget>, queue: &WorkQueue, ns: &str) {
-    for p in pdbs.list_namespace(ns) {
-        queue.add(key(ns, &p.name_any()));
-    }
-}
-
 impl DisruptionController {
     pub fn new(ctx: &ControllerContext) -> Arc<Self> {
         let c = Arc::new(DisruptionController {
@@ -248,9 +241,7 @@ impl DisruptionController {
             queue: WorkQueue::new("disruption"),
             events: Events::new(ctx.client.clone(), "controllermanager"),
         });
-        let q = c.queue.clone();
-        c.pdbs
-            .add_handler(move |ch| q.add(util::key_of(ch.object().as_ref())));
+        enqueue_on_change(&c.pdbs, &c.queue);
         let weak = Arc::downgrade(&c);
         c.pods.add_handler(move |ch| {
             let Some(c) = weak.upgrade() else { return };
@@ -260,71 +251,19 @@ impl DisruptionController {
             c.enqueue_for_pod(ch.object());
         });
         // The expected count of percentage budgets follows the controllers' scale.
-        fn scale_changed<K: Resource>(
-            ch: &Change<K>,
-            replicas: impl Fn(&K) -> Option<i32>,
-        ) -> bool {
-            match ch {
-                Change::Updated { old, new } => replicas(old) != replicas(new),
-                _ => true,
-            }
+        fn on_scale_change<K: Object>(
+            c: &DisruptionController,
+            inf: &Informer<K>,
+            replicas: fn(&K) -> Option<i32>,
+        ) {
+            enqueue_namespace_on_change(inf, &c.pdbs, &c.queue, move |o, n| {
+                replicas(o) != replicas(n)
+            });
         }
-        let (w, q) = (Arc::downgrade(&c), c.queue.clone());
-        c.rss.add_handler(move |ch| {
-            if let Some(c) = w.upgrade()
-                && scale_changed(ch, |o: &ReplicaSet| {
-                    o.spec.as_ref().and_then(|s| s.replicas)
-                })
-            {
-                enqueue_namespace(
-                    &c.pdbs,
-                    &q,
-                    ch.object().namespace().as_deref().unwrap_or(""),
-                );
-            }
-        });
-        let (w, q) = (Arc::downgrade(&c), c.queue.clone());
-        c.deployments.add_handler(move |ch| {
-            if let Some(c) = w.upgrade()
-                && scale_changed(ch, |o: &Deployment| {
-                    o.spec.as_ref().and_then(|s| s.replicas)
-                })
-            {
-                enqueue_namespace(
-                    &c.pdbs,
-                    &q,
-                    ch.object().namespace().as_deref().unwrap_or(""),
-                );
-            }
-        });
-        let (w, q) = (Arc::downgrade(&c), c.queue.clone());
-        c.statefulsets.add_handler(move |ch| {
-            if let Some(c) = w.upgrade()
-                && scale_changed(ch, |o: &StatefulSet| {
-                    o.spec.as_ref().and_then(|s| s.replicas)
-                })
-            {
-                enqueue_namespace(
-                    &c.pdbs,
-                    &q,
-                    ch.object().namespace().as_deref().unwrap_or(""),
-                );
-            }
-        });
-        let (w, q) = (Arc::downgrade(&c), c.queue.clone());
-        c.rcs.add_handler(move |ch| {
-            if let Some(c) = w.upgrade()
-                && scale_changed(ch, |o: &ReplicationController| {
-                    o.spec.as_ref().and_then(|s| s.replicas)
-                })
-            {
-                enqueue_namespace(
-                    &c.pdbs,
-                    &q,
-                    ch.object().namespace().as_deref().unwrap_or(""),
-                );
-            }
-        });
+        on_scale_change(&c, &c.rss, |o| o.spec.as_ref().and_then(|s| s.replicas));
+        on_scale_change(&c, &c.deployments, |o| o.spec.as_ref().and_then(|s| s.replicas));
+        on_scale_change(&c, &c.statefulsets, |o| o.spec.as_ref().and_then(|s| s.replicas));
+        on_scale_change(&c, &c.rcs, |o| o.spec.as_ref().and_then(|s| s.replicas));
         c
     }
 
@@ -348,10 +287,8 @@ impl DisruptionController {
         self.statefulsets.wait_synced().await;
         self.rcs.wait_synced().await;
         info!(controller = "disruption", "caches synced; starting workers");
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move {
+            c.reconcile(&key).await
         })
         .await;
     }

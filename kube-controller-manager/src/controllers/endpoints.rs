@@ -11,9 +11,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use crate::controllers::endpointslice::{HEADLESS_LABEL, PodEndpoint, group_by_ports, pod_endpoint, service_selector, services_for_pod};
-use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
+use crate::controllers::endpointslice::{HEADLESS_LABEL, PodEndpoint, enqueue_services_for_pod, group_by_ports, selected_endpoints};
+use crate::informer::{Change, Informer, enqueue_on_change};
+use crate::queue::{WorkQueue, run_reconciler};
 use crate::util::{self, split_key};
 use crate::{ControllerContext, Error};
 
@@ -65,18 +65,11 @@ impl EndpointsController {
             endpoints: ctx.informers.get::<Endpoints>(),
             queue: WorkQueue::new("endpoint"),
         });
-        let q = c.queue.clone();
-        c.services.add_handler(move |ch| q.add(util::key_of(ch.object().as_ref())));
+        enqueue_on_change(&c.services, &c.queue);
         let weak = Arc::downgrade(&c);
         c.pods.add_handler(move |ch| {
-            let Some(c) = weak.upgrade() else { return };
-            let mut keys = Vec::new();
-            if let Change::Updated { old, .. } = ch {
-                services_for_pod(&c.services, old, &mut keys);
-            }
-            services_for_pod(&c.services, ch.object(), &mut keys);
-            for k in keys {
-                c.queue.add(k);
+            if let Some(c) = weak.upgrade() {
+                enqueue_services_for_pod(&c.services, &c.queue, ch);
             }
         });
         let q = c.queue.clone();
@@ -92,12 +85,7 @@ impl EndpointsController {
         self.services.wait_synced().await;
         self.pods.wait_synced().await;
         self.endpoints.wait_synced().await;
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     /// The one sync function.
@@ -115,17 +103,7 @@ impl EndpointsController {
             }
             return Ok(None);
         };
-        let Some(selector) = service_selector(&svc) else { return Ok(None) };
-        if svc.metadata.deletion_timestamp.is_some() {
-            return Ok(None);
-        }
-        let eps: Vec<PodEndpoint> = self
-            .pods
-            .list_namespace(ns)
-            .iter()
-            .filter(|p| util::map_selector_matches(selector, p.labels()))
-            .filter_map(|p| pod_endpoint(&svc, p, false))
-            .collect();
+        let Some(eps) = selected_endpoints(&self.pods, ns, &svc, false) else { return Ok(None) };
         let subsets = subsets(eps);
         let mut labels: BTreeMap<String, String> = svc.labels().clone();
         if svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None") {
@@ -161,6 +139,7 @@ impl EndpointsController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::endpointslice::pod_endpoint;
     use serde_json::json;
 
     #[test]

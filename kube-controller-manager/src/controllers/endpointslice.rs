@@ -14,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
+use crate::informer::{Change, Informer, enqueue_on_change};
+use crate::queue::{WorkQueue, run_reconciler};
 use crate::util::{self, key, owner_ref, split_key};
 use crate::{ControllerContext, Error};
 
@@ -156,13 +156,44 @@ pub fn slice_labels(svc: &Service) -> BTreeMap<String, String> {
     l
 }
 
-/// Enqueue every service in the pod's namespace whose selector matches the pod.
-pub fn services_for_pod(services: &Informer<Service>, pod: &Pod, out: &mut Vec<String>) {
+/// The endpoints of the cached pods of `ns` that `svc` selects ([`pod_endpoint`]), or `None` when
+/// the service has no selector (its endpoints are not managed by the controllers) or is being
+/// deleted: the start of both the endpoints and the endpointslice controllers' sync.
+pub fn selected_endpoints(pods: &Informer<Pod>, ns: &str, svc: &Service, include_terminating: bool) -> Option<Vec<PodEndpoint>> {
+    let selector = service_selector(svc)?;
+    if svc.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let eps = pods
+        .list_namespace(ns)
+        .iter()
+        .filter(|p| util::map_selector_matches(selector, p.labels()))
+        .filter_map(|p| pod_endpoint(svc, p, include_terminating))
+        .collect();
+    Some(eps)
+}
+
+/// The keys of every service in the pod's namespace whose selector matches the pod.
+fn services_for_pod(services: &Informer<Service>, pod: &Pod, out: &mut Vec<String>) {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("");
     for svc in services.list_namespace(ns) {
         if service_selector(&svc).is_some_and(|sel| util::map_selector_matches(sel, pod.labels())) {
             out.push(key(ns, &svc.name_any()));
         }
+    }
+}
+
+/// Queue the services whose selector matches a changed pod, before and after an update (a pod
+/// that stops matching must leave the old service's endpoints): the pod handler shared by the
+/// endpoints and endpointslice controllers.
+pub fn enqueue_services_for_pod(services: &Informer<Service>, queue: &WorkQueue, ch: &Change<Pod>) {
+    let mut keys = Vec::new();
+    if let Change::Updated { old, .. } = ch {
+        services_for_pod(services, old, &mut keys);
+    }
+    services_for_pod(services, ch.object(), &mut keys);
+    for k in keys {
+        queue.add(k);
     }
 }
 
@@ -185,18 +216,11 @@ impl EndpointSliceController {
             queue: WorkQueue::new("endpoint_slice"),
             max_per_slice: ctx.options.max_endpoints_per_slice,
         });
-        let q = c.queue.clone();
-        c.services.add_handler(move |ch| q.add(util::key_of(ch.object().as_ref())));
+        enqueue_on_change(&c.services, &c.queue);
         let weak = Arc::downgrade(&c);
         c.pods.add_handler(move |ch| {
-            let Some(c) = weak.upgrade() else { return };
-            let mut keys = Vec::new();
-            if let Change::Updated { old, .. } = ch {
-                services_for_pod(&c.services, old, &mut keys);
-            }
-            services_for_pod(&c.services, ch.object(), &mut keys);
-            for k in keys {
-                c.queue.add(k);
+            if let Some(c) = weak.upgrade() {
+                enqueue_services_for_pod(&c.services, &c.queue, ch);
             }
         });
         let q = c.queue.clone();
@@ -215,12 +239,7 @@ impl EndpointSliceController {
         self.services.wait_synced().await;
         self.pods.wait_synced().await;
         self.slices.wait_synced().await;
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     /// The one sync function: make the service's managed slices match its pods.
@@ -228,17 +247,7 @@ impl EndpointSliceController {
         let (ns, name) = split_key(key);
         // A deleted service's slices go with it (owner reference).
         let Some(svc) = self.services.get(ns, name) else { return Ok(None) };
-        let Some(selector) = service_selector(&svc) else { return Ok(None) };
-        if svc.metadata.deletion_timestamp.is_some() {
-            return Ok(None);
-        }
-        let eps: Vec<PodEndpoint> = self
-            .pods
-            .list_namespace(ns)
-            .iter()
-            .filter(|p| util::map_selector_matches(selector, p.labels()))
-            .filter_map(|p| pod_endpoint(&svc, p, true))
-            .collect();
+        let Some(eps) = selected_endpoints(&self.pods, ns, &svc, true) else { return Ok(None) };
         let mut desired = desired_slices(eps, self.max_per_slice);
         if desired.is_empty() {
             // Upstream keeps one empty placeholder slice.

@@ -20,9 +20,9 @@ use serde_json::json;
 use tracing::info;
 
 use crate::expectations::Expectations;
-use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
-use crate::util::{self, Events, controller_ref, key, object_ref, owner_ref, split_key};
+use crate::informer::{Change, Informer, enqueue_on_change_with_expectations, enqueue_owner_with_expectations};
+use crate::queue::{WorkQueue, run_reconciler};
+use crate::util::{self, Events, controller_ref, object_ref, owner_ref, split_key};
 use crate::{ControllerContext, Error};
 
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
@@ -146,48 +146,15 @@ impl JobController {
             backoff: Mutex::new(HashMap::new()),
             events: Events::new(ctx.client.clone(), "job-controller"),
         });
-        let (q, exp) = (c.queue.clone(), c.expectations.clone());
-        c.jobs.add_handler(move |ch| {
-            let k = util::key_of(ch.object().as_ref());
-            if matches!(ch, Change::Deleted(_)) {
-                exp.delete(&k);
-            }
-            q.add(k);
-        });
-        let weak = Arc::downgrade(&c);
-        c.pods.add_handler(move |ch| {
-            let Some(c) = weak.upgrade() else { return };
-            let pod = ch.object();
-            let Some(k) = c.owner_key(pod) else { return };
-            match ch {
-                Change::Added(_) => c.expectations.creation_observed(&k),
-                Change::Deleted(p) => c.expectations.deletion_observed(&k, p.metadata.uid.as_deref().unwrap_or("")),
-                Change::Updated { new, .. } if new.metadata.deletion_timestamp.is_some() => {
-                    c.expectations.deletion_observed(&k, new.metadata.uid.as_deref().unwrap_or(""))
-                }
-                _ => {}
-            }
-            c.queue.add(k);
-        });
+        enqueue_on_change_with_expectations(&c.jobs, &c.queue, &c.expectations);
+        enqueue_owner_with_expectations(&c.pods, &c.jobs, &c.queue, &c.expectations);
         c
-    }
-
-    fn owner_key(&self, pod: &Pod) -> Option<String> {
-        let r = controller_ref(&pod.metadata).filter(|r| r.kind == "Job")?;
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-        let j = self.jobs.get(ns, &r.name)?;
-        (j.metadata.uid.as_deref() == Some(r.uid.as_str())).then(|| key(ns, &r.name))
     }
 
     pub async fn run(self: Arc<Self>, workers: usize) {
         self.jobs.wait_synced().await;
         self.pods.wait_synced().await;
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     fn pod_api(&self, ns: &str) -> Api<Pod> {
@@ -584,12 +551,7 @@ impl TtlAfterFinishedController {
 
     pub async fn run(self: Arc<Self>, workers: usize) {
         self.jobs.wait_synced().await;
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     /// The one sync function.

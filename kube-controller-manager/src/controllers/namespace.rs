@@ -15,7 +15,7 @@ use tracing::{debug, info};
 
 use crate::discovery::Resources;
 use crate::informer::Informer;
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::{WorkQueue, run_reconciler};
 use crate::util;
 use crate::{ControllerContext, Error};
 
@@ -109,12 +109,7 @@ impl NamespaceController {
 
     pub async fn run(self: Arc<Self>, workers: usize) {
         self.namespaces.wait_synced().await;
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     /// The one sync function.

@@ -19,8 +19,8 @@ use serde_json::json;
 use tracing::{debug, info};
 
 use crate::expectations::Expectations;
-use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
+use crate::informer::{Change, Informer, enqueue_on_change_with_expectations};
+use crate::queue::{WorkQueue, run_reconciler};
 use crate::util::{self, Events, controller_ref, is_pod_active, key, split_key};
 use crate::{ControllerContext, Error};
 
@@ -32,15 +32,6 @@ const BURST_REPLICAS: usize = 500;
 pub enum Kind {
     ReplicaSet,
     ReplicationController,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::ReplicaSet => "ReplicaSet",
-            Kind::ReplicationController => "ReplicationController",
-        }
-    }
 }
 
 /// The selector shapes of the two APIs.
@@ -264,19 +255,9 @@ impl ReplicaSetController {
             expectations: Arc::new(Expectations::default()),
             events: Events::new(ctx.client.clone(), component),
         });
-        let q = c.queue.clone();
-        let exp = c.expectations.clone();
-        let on_owner = move |key: String, deleted: bool| {
-            if deleted {
-                exp.delete(&key);
-            }
-            q.add(key);
-        };
         match kind {
-            Kind::ReplicaSet => c.rss.add_handler(move |ch| on_owner(util::key_of(ch.object().as_ref()), matches!(ch, Change::Deleted(_)))),
-            Kind::ReplicationController => {
-                c.rcs.add_handler(move |ch| on_owner(util::key_of(ch.object().as_ref()), matches!(ch, Change::Deleted(_))))
-            }
+            Kind::ReplicaSet => enqueue_on_change_with_expectations(&c.rss, &c.queue, &c.expectations),
+            Kind::ReplicationController => enqueue_on_change_with_expectations(&c.rcs, &c.queue, &c.expectations),
         }
         let weak = Arc::downgrade(&c);
         c.pods.add_handler(move |ch| {
@@ -305,13 +286,10 @@ impl ReplicaSetController {
 
     /// The key of the workload of our kind that controls `pod`, if it exists.
     fn owner_key(&self, pod: &Pod) -> Option<String> {
-        let r = controller_ref(&pod.metadata)?;
-        if r.kind != self.kind.name() {
-            return None;
+        match self.kind {
+            Kind::ReplicaSet => self.rss.controller_key(&pod.metadata),
+            Kind::ReplicationController => self.rcs.controller_key(&pod.metadata),
         }
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-        let w = self.workload(ns, &r.name)?;
-        (w.uid() == r.uid).then(|| key(ns, &r.name))
     }
 
     fn enqueue_matching(&self, pod: &Pod) {
@@ -382,12 +360,7 @@ impl ReplicaSetController {
             Kind::ReplicationController => self.rcs.wait_synced().await,
         }
         info!(controller = self.queue.name(), "caches synced; starting workers");
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     /// The one sync function: claim pods, create or delete to reach `replicas`, write status.

@@ -18,13 +18,13 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use tracing::{debug, info};
 
 use crate::discovery::Resources;
-use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
-use crate::util::{self, key, split_key};
+use crate::informer::{Change, Informer, enqueue_namespace, enqueue_namespace_on_change};
+use crate::queue::{WorkQueue, run_reconciler};
+use crate::util::{self, split_key};
 use crate::{ControllerContext, Error};
 
 // ---- quantities ----
@@ -465,40 +465,22 @@ pub fn pod_matches_scope(pod: &Pod, scope: &str, operator: &str, values: &[Strin
             }
         }
         "CrossNamespacePodAffinity" => {
+            // Every term of pod affinity and anti-affinity, required and preferred.
             let aff = spec.and_then(|s| s.affinity.as_ref());
-            let terms = aff.into_iter().flat_map(|a| {
-                let pa = a.pod_affinity.as_ref();
-                let paa = a.pod_anti_affinity.as_ref();
-                pa.into_iter()
-                    .flat_map(|p| {
-                        p.required_during_scheduling_ignored_during_execution
-                            .iter()
-                            .flatten()
-                            .cloned()
-                            .chain(
-                                p.preferred_during_scheduling_ignored_during_execution
-                                    .iter()
-                                    .flatten()
-                                    .map(|w| w.pod_affinity_term.clone()),
-                            )
-                            .collect::<Vec<_>>()
-                    })
-                    .chain(paa.into_iter().flat_map(|p| {
-                        p.required_during_scheduling_ignored_during_execution
-                            .iter()
-                            .flatten()
-                            .cloned()
-                            .chain(
-                                p.preferred_during_scheduling_ignored_during_execution
-                                    .iter()
-                                    .flatten()
-                                    .map(|w| w.pod_affinity_term.clone()),
-                            )
-                            .collect::<Vec<_>>()
-                    }))
-                    .collect::<Vec<_>>()
-            });
-            terms.into_iter().any(|t| {
+            let pa = aff.and_then(|a| a.pod_affinity.as_ref());
+            let paa = aff.and_then(|a| a.pod_anti_affinity.as_ref());
+            let required = [
+                pa.and_then(|p| p.required_during_scheduling_ignored_during_execution.as_ref()),
+                paa.and_then(|p| p.required_during_scheduling_ignored_during_execution.as_ref()),
+            ];
+            let preferred = [
+                pa.and_then(|p| p.preferred_during_scheduling_ignored_during_execution.as_ref()),
+                paa.and_then(|p| p.preferred_during_scheduling_ignored_during_execution.as_ref()),
+            ];
+            let mut terms = required.into_iter().flatten().flatten().chain(
+                preferred.into_iter().flatten().flatten().map(|w| &w.pod_affinity_term),
+            );
+            terms.any(|t| {
                 t.namespace_selector.is_some()
                     || t.namespaces.as_ref().is_some_and(|n| !n.is_empty())
             })
@@ -616,13 +598,6 @@ pub struct ResourceQuotaController {
     discovered: Mutex<Option<(Resources, std::time::Instant)>>,
 }
 
-/// Enqueue every quota of `ns`.
-fn enqueue_namespace(quotas: &Informer<ResourceQuota>, queue: &WorkQueue, ns: &str) {
-    for q in quotas.list_namespace(ns) {
-        queue.add(key(ns, &q.name_any()));
-    }
-}
-
 /// Whether a pod change can change any usage.
 fn pod_usage_changed(old: &Pod, new: &Pod) -> bool {
     let res = |p: &Pod| {
@@ -673,57 +648,16 @@ impl ResourceQuotaController {
                 enqueue_namespace(&c.quotas, &c.queue, &ns);
             }
         });
-        let w = Arc::downgrade(&c);
-        c.pods.add_handler(move |ch| {
-            let Some(c) = w.upgrade() else { return };
-            if let Change::Updated { old, new } = ch
-                && !pod_usage_changed(old, new)
-            {
-                return;
-            }
-            enqueue_namespace(
-                &c.quotas,
-                &c.queue,
-                ch.object().namespace().as_deref().unwrap_or(""),
-            );
-        });
-        fn on_change<K>(
-            c: &Arc<ResourceQuotaController>,
-            inf: &Informer<K>,
-            relevant: fn(&K, &K) -> bool,
-        ) where
-            K: Resource
-                + Clone
-                + serde::de::DeserializeOwned
-                + std::fmt::Debug
-                + Send
-                + Sync
-                + 'static,
-        {
-            let w = Arc::downgrade(c);
-            inf.add_handler(move |ch| {
-                let Some(c) = w.upgrade() else { return };
-                if let Change::Updated { old, new } = ch
-                    && !relevant(old, new)
-                {
-                    return;
-                }
-                enqueue_namespace(
-                    &c.quotas,
-                    &c.queue,
-                    ch.object().meta().namespace.as_deref().unwrap_or(""),
-                );
-            });
-        }
-        on_change(&c, &c.services, |o, n| o.spec != n.spec);
-        on_change(&c, &c.pvcs, |o, n| {
+        enqueue_namespace_on_change(&c.pods, &c.quotas, &c.queue, pod_usage_changed);
+        enqueue_namespace_on_change(&c.services, &c.quotas, &c.queue, |o, n| o.spec != n.spec);
+        enqueue_namespace_on_change(&c.pvcs, &c.quotas, &c.queue, |o, n| {
             o.spec != n.spec
                 || o.status.as_ref().map(|s| &s.allocated_resources)
                     != n.status.as_ref().map(|s| &s.allocated_resources)
         });
-        on_change(&c, &c.configmaps, |_, _| false);
-        on_change(&c, &c.secrets, |_, _| false);
-        on_change(&c, &c.rcs, |_, _| false);
+        enqueue_namespace_on_change(&c.configmaps, &c.quotas, &c.queue, |_, _| false);
+        enqueue_namespace_on_change(&c.secrets, &c.quotas, &c.queue, |_, _| false);
+        enqueue_namespace_on_change(&c.rcs, &c.quotas, &c.queue, |_, _| false);
         c
     }
 
@@ -749,10 +683,8 @@ impl ResourceQuotaController {
                 }
             }
         });
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move {
+            c.reconcile(&key).await
         })
         .await;
         resync.abort();
@@ -1073,6 +1005,41 @@ mod tests {
             )]),
             ("2".into(), "500m".into())
         );
+    }
+
+    #[test]
+    fn cross_namespace_pod_affinity_scope() {
+        let pod = |affinity: serde_json::Value| -> Pod {
+            serde_json::from_value(json!({"spec": {"containers": [], "affinity": affinity}}))
+                .unwrap()
+        };
+        let term = |t: serde_json::Value| {
+            json!([{"topologyKey": "kubernetes.io/hostname"}, t])
+        };
+        let weighted = |t: serde_json::Value| {
+            json!([{"weight": 1, "podAffinityTerm": t}])
+        };
+        let cross = |p: &Pod| pod_matches_scope(p, "CrossNamespacePodAffinity", "Exists", &[]);
+        let local = json!({"topologyKey": "zone", "namespaces": []});
+        let other = json!({"topologyKey": "zone", "namespaces": ["b"]});
+        let selector = json!({"topologyKey": "zone", "namespaceSelector": {}});
+        assert!(!cross(&pod(json!({}))));
+        assert!(!cross(&pod(json!({
+            "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": term(local.clone())},
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": weighted(local.clone())},
+        }))));
+        assert!(cross(&pod(json!({
+            "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": term(other.clone())},
+        }))));
+        assert!(cross(&pod(json!({
+            "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": weighted(selector.clone())},
+        }))));
+        assert!(cross(&pod(json!({
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": term(selector)},
+        }))));
+        assert!(cross(&pod(json!({
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": weighted(other)},
+        }))));
     }
 
     #[test]

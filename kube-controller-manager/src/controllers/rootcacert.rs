@@ -14,7 +14,7 @@ use kube::{Client, ResourceExt};
 
 use crate::controllers::serviceaccount::namespace_active;
 use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::{WorkQueue, run_reconciler};
 use crate::util;
 use crate::{ControllerContext, Error};
 
@@ -78,12 +78,7 @@ impl RootCaPublisher {
     pub async fn run(self: Arc<Self>, workers: usize) {
         self.namespaces.wait_synced().await;
         self.configmaps.wait_synced().await;
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     /// The one sync function: create or correct the ConfigMap.

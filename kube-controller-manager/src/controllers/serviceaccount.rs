@@ -9,7 +9,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::{WorkQueue, run_reconciler};
 use crate::util;
 use crate::{ControllerContext, Error};
 
@@ -55,12 +55,7 @@ impl ServiceAccountController {
     pub async fn run(self: Arc<Self>, workers: usize) {
         self.namespaces.wait_synced().await;
         self.accounts.wait_synced().await;
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     /// The one sync function: create `default` in the namespace if it is missing.

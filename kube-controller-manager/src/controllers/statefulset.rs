@@ -17,8 +17,8 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::controllers::deployment::compute_hash;
-use crate::informer::{Change, Informer};
-use crate::queue::{WorkQueue, run_workers};
+use crate::informer::{Change, Informer, enqueue_on_change};
+use crate::queue::{WorkQueue, run_reconciler};
 use crate::util::{self, Events, controller_ref, key, object_ref, owner_ref, split_key};
 use crate::{ControllerContext, Error};
 
@@ -96,8 +96,7 @@ impl StatefulSetController {
             queue: WorkQueue::new("statefulset"),
             events: Events::new(ctx.client.clone(), "statefulset-controller"),
         });
-        let q = c.queue.clone();
-        c.sets.add_handler(move |ch| q.add(util::key_of(ch.object().as_ref())));
+        enqueue_on_change(&c.sets, &c.queue);
         let weak = Arc::downgrade(&c);
         c.pods.add_handler(move |ch: &Change<Pod>| {
             let Some(c) = weak.upgrade() else { return };
@@ -114,12 +113,7 @@ impl StatefulSetController {
         self.pods.wait_synced().await;
         self.revisions.wait_synced().await;
         self.pvcs.wait_synced().await;
-        let me = self.clone();
-        run_workers(self.queue.clone(), workers, move |key| {
-            let me = me.clone();
-            async move { me.reconcile(&key).await }
-        })
-        .await;
+        run_reconciler(self.clone(), self.queue.clone(), workers, |c, key| async move { c.reconcile(&key).await }).await;
     }
 
     /// The ControllerRevision for the current template (created if missing).
