@@ -701,14 +701,7 @@ impl ServiceAllocator {
                     Ok(obj) => {
                         // The Service may have been deleted (and its address released) by another
                         // server since it was listed: then this IPAddress must go again.
-                        let ns = svc["metadata"]["namespace"].as_str();
-                        let name = svc["metadata"]["name"].as_str().unwrap_or("");
-                        let still = match services.get(ns, name).await {
-                            Ok(cur) => crate::registry::meta::uid(&cur) == crate::registry::meta::uid(svc) && cluster_ips(&cur).contains(&ip),
-                            Err(ApiError::NotFound(_)) => false,
-                            Err(e) => return Err(e),
-                        };
-                        if still {
+                        if self.service_holds(services, svc, &ip).await? {
                             created += 1;
                         } else {
                             let opts = DeleteOptions { precondition_uid: Some(crate::registry::meta::uid(&obj).to_string()), ..Default::default() };
@@ -741,11 +734,7 @@ impl ServiceAllocator {
             if stored.iter().any(|s| held_by(&ip, s) && cluster_ips(s).contains(&name)) {
                 continue;
             }
-            let old_enough = ip["metadata"]["creationTimestamp"]
-                .as_str()
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .is_some_and(|t| now.as_second() - t.as_second() > ORPHAN_MIN_AGE_SECS);
-            if !old_enough {
+            if age_secs(&ip, now) <= ORPHAN_MIN_AGE_SECS {
                 continue;
             }
             // Re-read the parent: it may have been created since the list.
