@@ -13,8 +13,13 @@
 //! watch cache is only a hint of which addresses to skip). At start-up [`ServiceAllocator::reconcile`]
 //! records what stored Services hold (data written before IPAddress objects existed), and the
 //! default ServiceCIDR `kubernetes` is created from `--service-cluster-ip-range`.
+//!
+//! While the server runs, [`ServiceAllocator::repair`] (every `--service-repair-interval`, as
+//! upstream's ipallocator and portallocator repair controllers) records allocations Services
+//! hold but the store does not, and frees what no Service holds once it has looked leaked on
+//! several passes in a row ([`Leaks`]), so an allocation in flight on another server survives.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, OnceLock};
 
@@ -39,6 +44,15 @@ pub const DEFAULT_SERVICE_CIDR: &str = "kubernetes";
 const ORPHAN_MIN_AGE_SECS: i64 = 120;
 /// Compare-and-swap rounds on the NodePort bitmap before giving up.
 const CAS_ATTEMPTS: usize = 64;
+/// Passes in a row a NodePort must look leaked before the repair frees it (upstream's
+/// `numRepairsBeforeLeakCleanup`): its Service may still be being written.
+const PORT_LEAK_PASSES: u32 = 3;
+/// Passes in a row an IPAddress must look orphaned, once older than the grace period, before
+/// the repair deletes it.
+const IP_LEAK_PASSES: u32 = 2;
+/// Event sources, as upstream's repair controllers name themselves.
+const IP_REPAIR_COMPONENT: &str = "ipallocator-repair-controller";
+const PORT_REPAIR_COMPONENT: &str = "portallocator-repair-controller";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AllocatorError {
@@ -54,6 +68,67 @@ enum PortError {
     /// The port asked for at this index of the request is taken.
     Taken(usize),
     Full,
+}
+
+/// Upstream's repair `leaks` map: on how many passes in a row each suspect looked leaked.
+#[derive(Debug)]
+pub struct Leaks<K: Ord> {
+    seen: BTreeMap<K, u32>,
+    passes: u32,
+}
+
+impl<K: Ord + Clone> Leaks<K> {
+    /// Suspects are released on their `passes`-th pass in a row (at least 1).
+    pub fn new(passes: u32) -> Self {
+        Leaks { seen: BTreeMap::new(), passes: passes.max(1) }
+    }
+
+    /// Record one pass's suspects and return those now seen on enough passes in a row. Those
+    /// are forgotten (a later allocation of the same key starts over), and so are keys not
+    /// suspected this pass.
+    pub fn observe(&mut self, suspects: impl IntoIterator<Item = K>) -> Vec<K> {
+        let mut next = BTreeMap::new();
+        let mut ripe = Vec::new();
+        for k in suspects {
+            let n = self.seen.get(&k).copied().unwrap_or(0) + 1;
+            if n >= self.passes {
+                ripe.push(k);
+            } else {
+                next.insert(k, n);
+            }
+        }
+        self.seen = next;
+        ripe
+    }
+
+    /// Keys currently flagged, with the passes they were seen on.
+    pub fn flagged(&self) -> &BTreeMap<K, u32> {
+        &self.seen
+    }
+}
+
+/// What the repair remembers between passes.
+#[derive(Debug)]
+pub struct RepairState {
+    /// Marked NodePorts no Service holds.
+    ports: Leaks<u16>,
+    /// Orphaned IPAddresses past the grace period, by uid.
+    ips: Leaks<String>,
+}
+
+impl Default for RepairState {
+    fn default() -> Self {
+        RepairState { ports: Leaks::new(PORT_LEAK_PASSES), ips: Leaks::new(IP_LEAK_PASSES) }
+    }
+}
+
+/// What one repair pass changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    pub ports_recorded: Vec<u16>,
+    pub ports_released: Vec<u16>,
+    pub ips_recorded: Vec<String>,
+    pub ips_deleted: Vec<String>,
 }
 
 pub struct ServiceAllocator {
@@ -129,6 +204,58 @@ fn decode_range_allocation(bytes: &[u8]) -> Option<BTreeSet<u16>> {
     let base: u16 = lo.trim().parse().ok()?;
     let data = base64::engine::general_purpose::STANDARD.decode(v["data"].as_str().unwrap_or("")).ok()?;
     Some(decode_bitmap(base, &data))
+}
+
+/// The ports a stored NodePort `RangeAllocation` marks used.
+pub fn range_allocation_ports(bytes: &[u8]) -> Option<BTreeSet<u16>> {
+    decode_range_allocation(bytes)
+}
+
+/// The stored form of a NodePort `RangeAllocation` over `lo-hi` marking `used`.
+pub fn range_allocation(lo: u16, hi: u16, used: &BTreeSet<u16>) -> Vec<u8> {
+    let data = base64::engine::general_purpose::STANDARD.encode(encode_bitmap(lo, used));
+    serde_json::to_vec(&json!({
+        "kind": "RangeAllocation", "apiVersion": "v1", "metadata": {"creationTimestamp": null},
+        "range": format!("{lo}-{hi}"), "data": data,
+    }))
+    .expect("JSON values serialize")
+}
+
+/// Seconds since `obj` was created (0 when unknown: treated as new).
+fn age_secs(obj: &Value, now: jiff::Timestamp) -> i64 {
+    obj["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map_or(0, |t| now.as_second() - t.as_second())
+}
+
+/// Write a Warning Event about `obj` (a Service or an IPAddress) as upstream's repair
+/// controllers do; failures are only logged.
+async fn record_event(events: Option<&Store>, obj: &Value, kind: &str, api_version: &str, component: &str, reason: &str, message: &str) {
+    let Some(events) = events else { return };
+    let name = crate::registry::meta::name(obj);
+    let ns = match crate::registry::meta::namespace(obj) {
+        "" => "default",
+        ns => ns,
+    };
+    let now = crate::registry::meta::now_rfc3339();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut involved = json!({"kind": kind, "apiVersion": api_version, "name": name, "uid": crate::registry::meta::uid(obj),
+                              "resourceVersion": crate::registry::meta::resource_version(obj)});
+    if kind == "Service" {
+        involved["namespace"] = json!(ns);
+    }
+    let ev = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": ns},
+        "involvedObject": involved, "reason": reason, "message": message, "type": "Warning",
+        "source": {"component": component}, "reportingComponent": component, "reportingInstance": "",
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+    });
+    let opts = WriteOptions { field_manager: Some(component.into()), ..Default::default() };
+    if let Err(e) = events.create(Some(ns), ev, &opts).await {
+        warn!(%reason, object = %name, error = %e, "recording event");
+    }
 }
 
 fn cluster_ips(svc: &Value) -> Vec<String> {
@@ -297,12 +424,7 @@ impl ServiceAllocator {
     // ---- node ports ----
 
     fn encode_range_allocation(&self, used: &BTreeSet<u16>) -> Vec<u8> {
-        let data = base64::engine::general_purpose::STANDARD.encode(encode_bitmap(self.ports.0, used));
-        serde_json::to_vec(&json!({
-            "kind": "RangeAllocation", "apiVersion": "v1", "metadata": {"creationTimestamp": null},
-            "range": format!("{}-{}", self.ports.0, self.ports.1), "data": data,
-        }))
-        .expect("JSON values serialize")
+        range_allocation(self.ports.0, self.ports.1, used)
     }
 
     /// Read-modify-write of the NodePort bitmap by compare-and-swap. `f` changes the set of used
@@ -579,14 +701,7 @@ impl ServiceAllocator {
                     Ok(obj) => {
                         // The Service may have been deleted (and its address released) by another
                         // server since it was listed: then this IPAddress must go again.
-                        let ns = svc["metadata"]["namespace"].as_str();
-                        let name = svc["metadata"]["name"].as_str().unwrap_or("");
-                        let still = match services.get(ns, name).await {
-                            Ok(cur) => crate::registry::meta::uid(&cur) == crate::registry::meta::uid(svc) && cluster_ips(&cur).contains(&ip),
-                            Err(ApiError::NotFound(_)) => false,
-                            Err(e) => return Err(e),
-                        };
-                        if still {
+                        if self.service_holds(services, svc, &ip).await? {
                             created += 1;
                         } else {
                             let opts = DeleteOptions { precondition_uid: Some(crate::registry::meta::uid(&obj).to_string()), ..Default::default() };
@@ -619,11 +734,7 @@ impl ServiceAllocator {
             if stored.iter().any(|s| held_by(&ip, s) && cluster_ips(s).contains(&name)) {
                 continue;
             }
-            let old_enough = ip["metadata"]["creationTimestamp"]
-                .as_str()
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .is_some_and(|t| now.as_second() - t.as_second() > ORPHAN_MIN_AGE_SECS);
-            if !old_enough {
+            if age_secs(&ip, now) <= ORPHAN_MIN_AGE_SECS {
                 continue;
             }
             // Re-read the parent: it may have been created since the list.
@@ -653,6 +764,207 @@ impl ServiceAllocator {
             let now_used: BTreeSet<u16> = services.list_all().await?.iter().flat_map(node_ports).collect();
             let stale: Vec<u16> = added.into_iter().filter(|p| !now_used.contains(p)).collect();
             self.release_ports(&stale).await;
+        }
+        Ok(())
+    }
+
+    // ---- periodic repair ----
+
+    /// Whether `svc` (same uid) is still stored and still holds `ip`.
+    async fn service_holds(&self, services: &Store, svc: &Value, ip: &str) -> Result<bool, ApiError> {
+        let ns = svc["metadata"]["namespace"].as_str();
+        match services.get(ns, crate::registry::meta::name(svc)).await {
+            Ok(cur) => Ok(crate::registry::meta::uid(&cur) == crate::registry::meta::uid(svc) && cluster_ips(&cur).iter().any(|c| c == ip)),
+            Err(ApiError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One pass of the repair loop (upstream's ipallocator and portallocator repair
+    /// controllers): record what stored Services hold and the store does not, and free what no
+    /// Service holds once it has looked leaked on enough passes in a row; an IPAddress must
+    /// also be older than `grace` (the request timeout: no create of its Service can still be
+    /// in flight).
+    pub async fn repair(&self, services: &Store, events: Option<&Store>, state: &mut RepairState, grace: std::time::Duration) -> Result<RepairReport, ApiError> {
+        let mut report = RepairReport::default();
+        // The bitmap is read before the Services are listed, so a port marked after this read
+        // is not judged on this pass.
+        let kv = self.storage.get(&self.nodeports_key).await.map_err(storage_error)?;
+        let mut snapshot = match &kv {
+            Some(kv) => decode_range_allocation(&kv.value)
+                .ok_or_else(|| ApiError::internal(format!("{} is not a RangeAllocation", self.nodeports_key)))?,
+            None => BTreeSet::new(),
+        };
+        snapshot.retain(|p| (self.ports.0..=self.ports.1).contains(p));
+        let stored = services.list_all().await?;
+        self.repair_ports(&stored, &snapshot, events, state, &mut report).await?;
+        self.repair_ips(services, &stored, events, state, grace, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn repair_ports(
+        &self,
+        stored: &[Value],
+        snapshot: &BTreeSet<u16>,
+        events: Option<&Store>,
+        state: &mut RepairState,
+        report: &mut RepairReport,
+    ) -> Result<(), ApiError> {
+        let mut holders: BTreeMap<u16, &Value> = BTreeMap::new();
+        for svc in stored {
+            for p in node_ports(svc) {
+                if !(self.ports.0..=self.ports.1).contains(&p) {
+                    continue;
+                }
+                match holders.get(&p) {
+                    Some(h) if crate::registry::meta::uid(h) != crate::registry::meta::uid(svc) => {
+                        warn!(port = p, service = %parent_ref(svc), other = %parent_ref(h), "node port is assigned to more than one Service");
+                        let msg = format!("Port {p} was assigned to multiple services; please recreate service");
+                        record_event(events, svc, "Service", "v1", PORT_REPAIR_COMPONENT, "PortAlreadyAllocated", &msg).await;
+                    }
+                    Some(_) => {}
+                    None => {
+                        holders.insert(p, svc);
+                    }
+                }
+            }
+        }
+        let suspects: Vec<u16> = snapshot.iter().filter(|p| !holders.contains_key(p)).copied().collect();
+        for p in &suspects {
+            if !state.ports.flagged().contains_key(p) {
+                warn!(port = p, "the node port may have leaked: flagging for later clean up");
+            }
+        }
+        let ripe = state.ports.observe(suspects);
+        let missing: Vec<u16> = holders.keys().filter(|p| !snapshot.contains(p)).copied().collect();
+        if ripe.is_empty() && missing.is_empty() {
+            return Ok(());
+        }
+        // Applied to the current bitmap: only what is still missing is added, only what is
+        // still marked is removed.
+        let (added, removed) = self
+            .update_ports(false, |used| {
+                let added: Vec<u16> = missing.iter().filter(|p| !used.contains(p)).copied().collect();
+                used.extend(added.iter().copied());
+                let removed: Vec<u16> = ripe.iter().filter(|p| used.remove(p)).copied().collect();
+                Ok((added, removed))
+            })
+            .await?
+            .unwrap_or_default();
+        for p in &added {
+            let svc = holders[p];
+            warn!(port = p, service = %parent_ref(svc), "the node port is not allocated; repairing");
+            record_event(events, svc, "Service", "v1", PORT_REPAIR_COMPONENT, "PortNotAllocated", &format!("Port {p} is not allocated; repairing")).await;
+        }
+        for p in &removed {
+            warn!(port = p, "the node port appears to have leaked: cleaning up");
+        }
+        report.ports_recorded = added;
+        report.ports_released = removed;
+        Ok(())
+    }
+
+    async fn repair_ips(
+        &self,
+        services: &Store,
+        stored: &[Value],
+        events: Option<&Store>,
+        state: &mut RepairState,
+        grace: std::time::Duration,
+        report: &mut RepairReport,
+    ) -> Result<(), ApiError> {
+        use crate::registry::meta;
+        let store = self.ip_store()?;
+        // Listed after the Services: an IPAddress whose Service is written meanwhile is only
+        // suspected, and the grace period covers it.
+        let ip_objs = store.list_all().await?;
+        let by_name: BTreeMap<&str, &Value> = ip_objs.iter().map(|o| (meta::name(o), o)).collect();
+
+        // Services whose addresses have no IPAddress (deleted by hand, lost).
+        for svc in stored {
+            for ip in cluster_ips(svc) {
+                if self.offset(&ip).is_none() {
+                    continue;
+                }
+                match by_name.get(ip.as_str()) {
+                    Some(cur) if held_by(cur, svc) => {}
+                    Some(cur) => {
+                        if stored.iter().any(|o| held_by(cur, o) && cluster_ips(o).contains(&ip)) {
+                            warn!(%ip, service = %parent_ref(svc), holder = %cur["spec"]["parentRef"], "ClusterIP is assigned to more than one Service");
+                            let msg = format!("Cluster IP [IPv4]:{ip} was assigned to multiple services; please recreate service");
+                            record_event(events, svc, "Service", "v1", IP_REPAIR_COMPONENT, "ClusterIPAlreadyAllocated", &msg).await;
+                        }
+                        // Otherwise its IPAddress is an orphan: deleted below once past the grace
+                        // period, then recreated for this Service on a later pass.
+                    }
+                    None => match self.create_ip_object(&ip, svc).await {
+                        Ok(obj) => {
+                            if self.service_holds(services, svc, &ip).await? {
+                                warn!(%ip, service = %parent_ref(svc), "the ClusterIP is not allocated; repairing");
+                                let msg = format!("Cluster IP [IPv4]: {ip} is not allocated; repairing");
+                                record_event(events, svc, "Service", "v1", IP_REPAIR_COMPONENT, "ClusterIPNotAllocated", &msg).await;
+                                report.ips_recorded.push(ip);
+                            } else {
+                                // The Service was deleted (its address released) since the list.
+                                let opts = DeleteOptions { precondition_uid: Some(meta::uid(&obj).to_string()), ..Default::default() };
+                                let _ = store.delete(None, &ip, &opts).await;
+                            }
+                        }
+                        Err(ApiError::AlreadyExists(_)) => {}
+                        Err(e) => return Err(e),
+                    },
+                }
+            }
+        }
+
+        // Orphans: managed by this allocator, not held by the Service they point at.
+        let now = jiff::Timestamp::now();
+        let grace = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+        let mut suspects: BTreeMap<String, &Value> = BTreeMap::new();
+        for ip in &ip_objs {
+            if ip["metadata"]["labels"][LABEL_MANAGED_BY] != MANAGED_BY {
+                continue;
+            }
+            let name = meta::name(ip);
+            if stored.iter().any(|s| held_by(ip, s) && cluster_ips(s).iter().any(|c| c == name)) {
+                continue;
+            }
+            if age_secs(ip, now) <= grace {
+                continue;
+            }
+            if !state.ips.flagged().contains_key(meta::uid(ip)) {
+                warn!(ip = %name, parent = %ip["spec"]["parentRef"], "the IPAddress may have leaked: flagging for later clean up");
+            }
+            suspects.insert(meta::uid(ip).to_string(), ip);
+        }
+        for uid in state.ips.observe(suspects.keys().cloned().collect::<Vec<_>>()) {
+            let ip = suspects[&uid];
+            let name = meta::name(ip).to_string();
+            let p = &ip["spec"]["parentRef"];
+            let (pns, pname) = (p["namespace"].as_str().unwrap_or(""), p["name"].as_str().unwrap_or(""));
+            // Re-read the parent: it may have been written since the list.
+            let (reason, msg) = if p["resource"] == "services" && p["group"].as_str().unwrap_or("").is_empty() {
+                match services.get(Some(pns), pname).await {
+                    Ok(s) if cluster_ips(&s).contains(&name) => continue,
+                    Ok(_) => ("IPAddressWrongReference", format!("IPAddress: {name} for Service {pns}/{pname} has a wrong reference; cleaning up")),
+                    Err(ApiError::NotFound(_)) => {
+                        ("IPAddressNotAllocated", format!("IPAddress: {name} for Service {pns}/{pname} appears to have leaked: cleaning up"))
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                ("IPAddressNotAllocated", format!("IPAddress {name} appears to have been modified, not referencing a Service {p}: cleaning up"))
+            };
+            let opts = DeleteOptions { precondition_uid: Some(uid.clone()), ..Default::default() };
+            match store.delete(None, &name, &opts).await {
+                Ok(_) => {
+                    warn!(ip = %name, parent = %p, "{msg}");
+                    record_event(events, ip, "IPAddress", "networking.k8s.io/v1", IP_REPAIR_COMPONENT, reason, &msg).await;
+                    report.ips_deleted.push(name);
+                }
+                Err(ApiError::NotFound(_) | ApiError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -729,6 +1041,90 @@ mod tests {
         assert!(encode_bitmap(30000, &BTreeSet::new()).is_empty());
         let all: BTreeSet<u16> = (30000..=32767).collect();
         assert_eq!(decode_bitmap(30000, &encode_bitmap(30000, &all)), all);
+    }
+
+    #[test]
+    fn leaks_are_released_only_after_enough_passes_in_a_row() {
+        let mut l = Leaks::new(3);
+        assert!(l.observe([1u16, 2]).is_empty());
+        assert_eq!(l.flagged().get(&1), Some(&1));
+        // 2 is held again (not suspected): it is forgotten and starts over.
+        assert!(l.observe([1]).is_empty());
+        assert!(!l.flagged().contains_key(&2));
+        assert_eq!(l.observe([1, 2]), vec![1]);
+        // A released key is forgotten: allocated again and looking leaked, it waits again.
+        assert!(!l.flagged().contains_key(&1));
+        assert!(l.observe([1, 2]).is_empty());
+        assert_eq!(l.observe([1, 2]), vec![2]);
+        assert_eq!(l.observe([1]), vec![1]);
+        assert!(l.flagged().is_empty());
+        let mut now = Leaks::new(0);
+        assert_eq!(now.observe(["a".to_string()]), vec!["a".to_string()]);
+    }
+
+    fn store_for(storage: &Arc<dyn Storage>, plural: &str) -> Store {
+        let info = crate::resources::find("", "v1", plural).unwrap();
+        Store::new(info, Arc::new(Generic::default()), storage.clone(), "/registry", 100)
+    }
+
+    #[tokio::test]
+    async fn repair_frees_leaks_after_several_passes_and_records_missing_ip_objects() {
+        let (_d, storage) = open();
+        let a = allocator(&storage, "10.0.0.0/24", "30000-30009");
+        let services = store_for(&storage, "services");
+        let events = store_for(&storage, "events");
+        let opts = WriteOptions::default();
+        let mut s = svc("s", "NodePort");
+        s["spec"]["clusterIP"] = json!("10.0.0.10");
+        s["spec"]["ports"][0]["nodePort"] = json!(30001);
+        a.allocate_for(&mut s, None, false).await.unwrap();
+        let s = services.create(Some("default"), s, &opts).await.unwrap();
+        let (ip, port, leaked) = ("10.0.0.10".to_string(), 30001, 30009);
+        // A crash between allocation and the Service's write.
+        a.claim_ports(&[Some(leaked)], false).await.unwrap().unwrap();
+        a.create_ip_object("10.0.0.77", &svc("gone", "ClusterIP")).await.unwrap();
+        // An IPAddress pointing at a Service that holds another address.
+        a.create_ip_object("10.0.0.78", &svc("s", "ClusterIP")).await.unwrap();
+        a.ip_store().unwrap().delete(None, &ip, &DeleteOptions::default()).await.unwrap();
+        let marked = || async {
+            let kv = storage.get("/registry/services/nodeports").await.unwrap().unwrap();
+            decode_range_allocation(&kv.value).unwrap()
+        };
+
+        let mut state = RepairState::default();
+        let hour = std::time::Duration::from_secs(3600);
+        let r = a.repair(&services, Some(&events), &mut state, hour).await.unwrap();
+        assert_eq!(r.ips_recorded, vec![ip.clone()]);
+        let obj = ip_object(&a, &ip).await.expect("IPAddress re-created");
+        assert_eq!(obj["spec"]["parentRef"], parent_ref(&s));
+        let evs = events.list_all().await.unwrap();
+        assert!(evs.iter().any(|e| e["reason"] == "ClusterIPNotAllocated" && e["involvedObject"]["name"] == "s"), "{evs:?}");
+        assert!(r.ports_released.is_empty());
+        assert!(a.repair(&services, Some(&events), &mut state, hour).await.unwrap().ports_released.is_empty());
+        assert!(marked().await.contains(&leaked));
+        let r = a.repair(&services, Some(&events), &mut state, hour).await.unwrap();
+        assert_eq!(r.ports_released, vec![leaked]);
+        assert_eq!(marked().await, BTreeSet::from([port]));
+        // Young orphans survive any number of passes.
+        assert!(r.ips_deleted.is_empty());
+        assert!(ip_object(&a, "10.0.0.77").await.is_some());
+
+        // Past the grace period, orphans go on their second pass.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let zero = std::time::Duration::ZERO;
+        assert!(a.repair(&services, Some(&events), &mut state, zero).await.unwrap().ips_deleted.is_empty());
+        let mut r = a.repair(&services, Some(&events), &mut state, zero).await.unwrap();
+        r.ips_deleted.sort();
+        assert_eq!(r.ips_deleted, vec!["10.0.0.77".to_string(), "10.0.0.78".to_string()]);
+        assert!(ip_object(&a, &ip).await.is_some());
+        let r = a.repair(&services, Some(&events), &mut state, zero).await.unwrap();
+        assert_eq!(r, RepairReport::default());
+
+        // A port a stored Service uses but the bitmap lost is marked again.
+        a.release_ports(&[port]).await;
+        let r = a.repair(&services, None, &mut state, zero).await.unwrap();
+        assert_eq!(r.ports_recorded, vec![port]);
+        assert_eq!(marked().await, BTreeSet::from([port]));
     }
 
     #[tokio::test]

@@ -39,6 +39,7 @@ pub async fn build(cfg: Config) -> Result<(Arc<App>, serve::Server), RunError> {
     let app = App::new(cfg.clone(), storage).await?;
     app.bootstrap().await?;
     app.spawn_compactor();
+    app.spawn_service_repair();
     let mut sans = vec![cfg.advertise_address.to_string()];
     if let Some(ip) = tls::first_ip_of_cidr(&cfg.service_cluster_ip_range) {
         sans.push(ip.to_string());

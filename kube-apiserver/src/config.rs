@@ -57,6 +57,10 @@ pub struct Options {
     /// Port range for NodePort Services.
     #[arg(long = "service-node-port-range", default_value = "30000-32767")]
     pub service_node_port_range: String,
+    /// Interval of the ClusterIP and NodePort repair loop (upstream's RepairServicesInterval,
+    /// not a flag there; 0 disables).
+    #[arg(long = "service-repair-interval", default_value = "3m", value_parser = parse_duration)]
+    pub service_repair_interval: Duration,
 
     /// Largest accepted request body, in bytes.
     #[arg(long = "max-request-body-bytes", default_value_t = 3 * 1024 * 1024)]
@@ -99,6 +103,7 @@ pub struct Config {
     pub token_auth_file: Option<PathBuf>,
     pub service_cluster_ip_range: String,
     pub service_node_port_range: String,
+    pub service_repair_interval: Duration,
     pub max_request_body_bytes: usize,
     pub request_timeout: Duration,
     pub min_request_timeout: Duration,
@@ -148,6 +153,7 @@ impl Options {
             token_auth_file: self.token_auth_file,
             service_cluster_ip_range: self.service_cluster_ip_range,
             service_node_port_range: self.service_node_port_range,
+            service_repair_interval: self.service_repair_interval,
             max_request_body_bytes: self.max_request_body_bytes,
             request_timeout: self.request_timeout,
             min_request_timeout: Duration::from_secs(self.min_request_timeout),

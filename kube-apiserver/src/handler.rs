@@ -14,7 +14,7 @@ use hyper::body::{Frame, Incoming};
 use rand::Rng;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::allocator::ServiceAllocator;
 use crate::cacher::{CachedEvent, EventType, filter_event};
@@ -398,6 +398,38 @@ impl App {
             };
             crate::metrics::set_storage_objects(&name, store.cacher.len() as i64);
         }
+    }
+
+    /// Run the Service allocation repair every `--service-repair-interval` until shutdown.
+    pub fn spawn_service_repair(self: &Arc<Self>) {
+        let interval = self.cfg.service_repair_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let app = self.clone();
+        let mut stopping = self.stopping.subscribe();
+        tokio::spawn(async move {
+            info!(?interval, "starting the Service allocation repair loop");
+            let mut state = crate::allocator::RepairState::default();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stopping.wait_for(|s| *s) => break,
+                }
+                let services = app.core("services");
+                let events = app.store("", "v1", "events").map(|s| &**s);
+                let pass = app.allocator.repair(services, events, &mut state, app.cfg.request_timeout);
+                tokio::select! {
+                    r = pass => match r {
+                        Ok(report) if report != Default::default() => info!(?report, "repaired Service allocations"),
+                        Ok(_) => debug!("Service allocations are consistent"),
+                        Err(e) => warn!(error = %e, "repairing Service allocations"),
+                    },
+                    _ = stopping.wait_for(|s| *s) => break,
+                }
+            }
+            info!("Service allocation repair loop stopped");
+        });
     }
 
     /// Periodically compact storage history older than one interval.
