@@ -70,7 +70,14 @@ impl CachedObject {
     /// The same object, reported at a later revision (its deletion).
     fn at_revision(&self, rv: Revision) -> CachedObject {
         let kv = KeyValue { mod_revision: rv, ..self.kv.clone() };
-        CachedObject::new(kv, self.decode)
+        let later = CachedObject::new(kv, self.decode);
+        // Already decoded (it is watched): copy rather than decode again.
+        if let Some(Some(v)) = self.value.get() {
+            let mut v = (**v).clone();
+            set_resource_version(&mut v, rv);
+            let _ = later.value.set(Some(Arc::new(v)));
+        }
+        later
     }
 }
 
@@ -410,6 +417,10 @@ mod tests {
         assert_eq!(last.value().unwrap()["metadata"]["resourceVersion"], "3");
         assert_eq!(deleted.value().unwrap()["metadata"]["resourceVersion"], "9");
         assert_eq!(deleted.value().unwrap()["metadata"]["name"], "a");
+        // The same from an object already decoded.
+        let again = last.at_revision(11);
+        assert_eq!(again.value().unwrap()["metadata"]["resourceVersion"], "11");
+        assert_eq!(again.value().unwrap()["metadata"]["name"], "a");
     }
 
     #[test]

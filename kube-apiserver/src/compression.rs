@@ -31,6 +31,8 @@ use crate::server::Body;
 pub const API_THRESHOLD_BYTES: usize = 128 * 1024;
 /// Upstream's `gzipContentEncodingLevel` for API responses (`gzip.BestSpeed`).
 const API_LEVEL: u32 = 1;
+/// Bodies larger than this are compressed on a blocking thread.
+const BLOCKING_THRESHOLD_BYTES: usize = 1024 * 1024;
 /// gziphandler's `DefaultMinSize`, the smallest `/openapi/v2` body it gzips.
 pub const OPENAPI_V2_MIN_BYTES: usize = 1400;
 /// gziphandler's level (`gzip.DefaultCompression`).
@@ -133,6 +135,13 @@ pub async fn apply(policy: Policy, mut resp: Response<Body>) -> Response<Body> {
     let compressed = match etag {
         // A document named by its ETag (the OpenAPI v2 forms) is compressed once.
         Some(etag) => memoized(etag, content_type, level, &body),
+        // A large body is compressed off the async workers, so other requests keep being served.
+        None if body.len() > BLOCKING_THRESHOLD_BYTES => {
+            let input = body.clone();
+            tokio::task::spawn_blocking(move || gzip(&input, level))
+                .await
+                .unwrap_or_else(|_| gzip(&body, level))
+        }
         None => gzip(&body, level),
     };
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -236,6 +245,12 @@ mod tests {
         let resp = apply(Policy::Api { gzip: false }, response(above.clone())).await;
         assert!(resp.headers().get(header::CONTENT_ENCODING).is_none());
         assert_eq!(body_of(resp).await, above);
+
+        // Bodies compressed on a blocking thread come out the same.
+        let large: Vec<u8> = (0..BLOCKING_THRESHOLD_BYTES + 7).map(|i| (i % 251) as u8).collect();
+        let resp = apply(Policy::Api { gzip: true }, response(large.clone())).await;
+        assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(gunzip(&body_of(resp).await), large);
     }
 
     #[tokio::test]

@@ -423,9 +423,13 @@ impl Store {
         self.strategy.before_create(&mut obj, opts.dry_run).await?;
         for attempt in 0..8 {
             if generate && attempt > 0 {
+                // What `before_create` took names the old name (a Service's IPAddress): give it
+                // back and take it again under the new one.
+                self.strategy.rollback_create(&obj).await;
                 meta::meta_mut(&mut obj).insert("name".into(), Value::String(meta::generate_name(&prefix)));
                 self.strategy.prepare_for_create(&mut obj);
                 crate::defaults::apply(self.info.group, self.info.kind, &mut obj);
+                self.strategy.before_create(&mut obj, opts.dry_run).await?;
             }
             let name = meta::name(&obj).to_string();
             let key = self.key(Some(meta::namespace(&obj)), &name);
@@ -978,6 +982,74 @@ fn decode_continue(token: &str) -> Result<ContinueToken, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::{ListResult, WatchStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A store on which the first create finds its key taken, as a generated name may be.
+    struct TakenOnce {
+        inner: Arc<dyn Storage>,
+        taken: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Storage for TakenOnce {
+        async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision, StorageError> {
+            if key.contains("/services/") && !self.taken.swap(true, Ordering::SeqCst) {
+                return Err(StorageError::AlreadyExists(key.to_string()));
+            }
+            self.inner.create(key, value).await
+        }
+        async fn get(&self, key: &str) -> Result<Option<KeyValue>, StorageError> {
+            self.inner.get(key).await
+        }
+        async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult, StorageError> {
+            self.inner.list(prefix, opts).await
+        }
+        async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision, StorageError> {
+            self.inner.update(key, value, expected).await
+        }
+        async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue), StorageError> {
+            self.inner.delete(key, expected).await
+        }
+        async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StorageError> {
+            self.inner.watch(prefix, after).await
+        }
+        async fn compact(&self, revision: Revision) -> Result<(), StorageError> {
+            self.inner.compact(revision).await
+        }
+        async fn current_revision(&self) -> Result<Revision, StorageError> {
+            self.inner.current_revision().await
+        }
+        async fn compacted_revision(&self) -> Result<Revision, StorageError> {
+            self.inner.compacted_revision().await
+        }
+        async fn health(&self) -> Result<(), StorageError> {
+            self.inner.health().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_regenerated_name_takes_its_allocations_under_the_new_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded: Arc<dyn Storage> = Arc::new(crate::storage::embedded::EmbeddedStorage::open(dir.path()).unwrap());
+        let storage: Arc<dyn Storage> = Arc::new(TakenOnce { inner: embedded, taken: AtomicBool::new(false) });
+        let allocator = Arc::new(crate::allocator::ServiceAllocator::new("10.0.0.0/24", "30000-32767", storage.clone(), "/registry").unwrap());
+        let ips_info = crate::resources::find("networking.k8s.io", "v1", "ipaddresses").unwrap();
+        let ips = Arc::new(Store::new(ips_info, Arc::new(strategy::Generic::default()), storage.clone(), "/registry", 100));
+        allocator.attach_ip_store(ips.clone());
+        let lookup = crate::admission::Lookup::new(storage.clone(), "/registry");
+        let info = crate::resources::find("", "v1", "services").unwrap();
+        let services = Store::new(info, strategy::for_resource("", "services", &allocator, &lookup), storage, "/registry", 100);
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"generateName": "web-"},
+                         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+        let created = services.create(Some("default"), svc, &WriteOptions::default()).await.unwrap();
+        let name = meta::name(&created);
+        let ip = created["spec"]["clusterIP"].as_str().unwrap();
+        let held = ips.list_all().await.unwrap();
+        assert_eq!(held.len(), 1, "the first name's address was given back: {held:?}");
+        assert_eq!(meta::name(&held[0]), ip);
+        assert_eq!(held[0]["spec"]["parentRef"]["name"], name);
+    }
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
