@@ -23,9 +23,11 @@ struct Args {
     /// Objects in the LIST benchmark.
     #[arg(long, default_value_t = 10000)]
     list_objects: usize,
-    /// Use HTTP/1.1 connections instead of HTTP/2.
-    #[arg(long)]
-    http1: bool,
+    /// Client protocols to measure, each against its own alternating raw rounds: `http2`
+    /// (one multiplexed connection, as kubectl and client-go) and `http1` (a connection per
+    /// concurrent client, as the Python client).
+    #[arg(long, value_delimiter = ',', default_values_t = [Protocol::Http2, Protocol::Http1])]
+    protocols: Vec<Protocol>,
     /// Concurrency levels (concurrent clients) to measure.
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10, 100])]
     clients: Vec<usize>,
@@ -35,6 +37,30 @@ struct Args {
     /// Write the Markdown report here.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Protocol {
+    Http2,
+    Http1,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Http2 => "http2",
+            Protocol::Http1 => "http1",
+        })
+    }
+}
+
+impl Protocol {
+    fn label(self) -> &'static str {
+        match self {
+            Protocol::Http2 => "HTTP/2",
+            Protocol::Http1 => "HTTP/1.1",
+        }
+    }
 }
 
 struct Run {
@@ -205,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
     let etcd = Etcd::start().await;
     let endpoint = etcd.endpoint().to_string();
     let server = ApiServer::start(ApiServerOptions::with_etcd(&endpoint)).await;
-    let http = if args.http1 { server.http_builder().http1_only().build()? } else { server.http_builder().build()? };
+    let http = server.http_builder().build()?;
     let url = server.url();
 
     let mut rows = Vec::new();
@@ -214,83 +240,89 @@ async fn main() -> anyhow::Result<()> {
     // uid, timestamps and managedFields), read back from etcd, so both write the same data.
     let value = stored_form(&http, &url, &client).await?;
     let body_len = serde_json::to_vec(&payload("x"))?.len();
-    for &concurrency in &args.clients {
-        let ops = if concurrency == 1 { args.ops / 3 } else { args.ops };
-        // ConfigMap creates into a namespace of their own.
-        let ns = format!("bench-{concurrency}");
-        let r = http
-            .post(format!("{url}/api/v1/namespaces"))
-            .json(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-            .send()
-            .await?;
-        anyhow::ensure!(r.status().is_success(), "namespace create: {}", r.status());
-        // Rounds alternate raw etcd and apiserver, so both see the same machine conditions;
-        // the report takes the median round of each.
-        let (mut raws, mut apis) = (Vec::new(), Vec::new());
-        for round in 0..args.rounds {
-            // Raw etcd: the same transaction the apiserver issues for a create.
-            let cpu0 = Cpu::now(etcd.pid(), server.pid());
-            let mut raw = {
-                let client = client.clone();
-                let value = value.clone();
-                drive(ops, concurrency, move |i| {
-                    let mut kv = client.kv_client();
+    for &proto in &args.protocols {
+        let http = match proto {
+            Protocol::Http2 => server.http_builder().build()?,
+            Protocol::Http1 => server.http_builder().http1_only().build()?,
+        };
+        for &concurrency in &args.clients {
+            let ops = if concurrency == 1 { args.ops / 3 } else { args.ops };
+            // ConfigMap creates into a namespace of their own.
+            let ns = format!("bench-{proto}-{concurrency}");
+            let r = http
+                .post(format!("{url}/api/v1/namespaces"))
+                .json(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().is_success(), "namespace create: {}", r.status());
+            // Rounds alternate raw etcd and apiserver, so both see the same machine conditions;
+            // the report takes the median round of each.
+            let (mut raws, mut apis) = (Vec::new(), Vec::new());
+            for round in 0..args.rounds {
+                // Raw etcd: the same transaction the apiserver issues for a create.
+                let cpu0 = Cpu::now(etcd.pid(), server.pid());
+                let mut raw = {
+                    let client = client.clone();
                     let value = value.clone();
-                    async move {
-                        let key = format!("/bench-raw/{concurrency}/{round}/cm-{i}");
-                        let txn = Txn::new()
-                            .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, 0)])
-                            .and_then([TxnOp::put(key.as_str(), value, None)]);
-                        let r = kv.txn(txn).await?;
-                        anyhow::ensure!(r.succeeded(), "raw create of {key} failed");
-                        Ok(())
-                    }
-                })
-                .await?
-            };
-            raw.cpu = Cpu::now(etcd.pid(), server.pid()).since(cpu0);
-            let cpu0 = Cpu::now(etcd.pid(), server.pid());
-            let served0 = served_creates(&http, &url).await?;
-            let mut api = {
-                let http = http.clone();
-                let base = format!("{url}/api/v1/namespaces/{ns}/configmaps");
-                // Bodies are serialized once, as the raw client's value is: only the name differs.
-                let (head, tail) = body_template();
-                drive(ops, concurrency, move |i| {
+                    drive(ops, concurrency, move |i| {
+                        let mut kv = client.kv_client();
+                        let value = value.clone();
+                        async move {
+                            let key = format!("/bench-raw/{proto}/{concurrency}/{round}/cm-{i}");
+                            let txn = Txn::new()
+                                .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, 0)])
+                                .and_then([TxnOp::put(key.as_str(), value, None)]);
+                            let r = kv.txn(txn).await?;
+                            anyhow::ensure!(r.succeeded(), "raw create of {key} failed");
+                            Ok(())
+                        }
+                    })
+                    .await?
+                };
+                raw.cpu = Cpu::now(etcd.pid(), server.pid()).since(cpu0);
+                let cpu0 = Cpu::now(etcd.pid(), server.pid());
+                let served0 = served_creates(&http, &url).await?;
+                let mut api = {
                     let http = http.clone();
-                    let base = base.clone();
-                    let body = format!("{head}cm-{round}-{i}{tail}");
-                    async move {
-                        let r = http.post(&base).header("Content-Type", "application/json").body(body).send().await?;
-                        anyhow::ensure!(r.status().as_u16() == 201, "create cm-{round}-{i}: {}", r.status());
-                        r.bytes().await?;
-                        Ok(())
-                    }
-                })
-                .await?
-            };
-            api.cpu = Cpu::now(etcd.pid(), server.pid()).since(cpu0);
-            let served1 = served_creates(&http, &url).await?;
-            api.server_time = Some((served1.0 - served0.0) / (served1.1 - served0.1).max(1.0));
-            eprintln!(
-                "c={concurrency} round {round}: etcd {:.0}/s, apiserver {:.0}/s ({:.0}%); CPU us/op raw etcd {:.0} client {:.0} | etcd {:.0} apiserver {:.0} client {:.0}",
-                raw.rate(),
-                api.rate(),
-                100.0 * api.rate() / raw.rate(),
-                raw.us_per_op(raw.cpu.etcd),
-                raw.us_per_op(raw.cpu.client),
-                api.us_per_op(api.cpu.etcd),
-                api.us_per_op(api.cpu.apiserver),
-                api.us_per_op(api.cpu.client),
-            );
-            raws.push(raw);
-            apis.push(api);
+                    let base = format!("{url}/api/v1/namespaces/{ns}/configmaps");
+                    // Bodies are serialized once, as the raw client's value is: only the name differs.
+                    let (head, tail) = body_template();
+                    drive(ops, concurrency, move |i| {
+                        let http = http.clone();
+                        let base = base.clone();
+                        let body = format!("{head}cm-{round}-{i}{tail}");
+                        async move {
+                            let r = http.post(&base).header("Content-Type", "application/json").body(body).send().await?;
+                            anyhow::ensure!(r.status().as_u16() == 201, "create cm-{round}-{i}: {}", r.status());
+                            r.bytes().await?;
+                            Ok(())
+                        }
+                    })
+                    .await?
+                };
+                api.cpu = Cpu::now(etcd.pid(), server.pid()).since(cpu0);
+                let served1 = served_creates(&http, &url).await?;
+                api.server_time = Some((served1.0 - served0.0) / (served1.1 - served0.1).max(1.0));
+                eprintln!(
+                    "{proto} c={concurrency} round {round}: etcd {:.0}/s, apiserver {:.0}/s ({:.0}%); CPU us/op raw etcd {:.0} client {:.0} | etcd {:.0} apiserver {:.0} client {:.0}",
+                    raw.rate(),
+                    api.rate(),
+                    100.0 * api.rate() / raw.rate(),
+                    raw.us_per_op(raw.cpu.etcd),
+                    raw.us_per_op(raw.cpu.client),
+                    api.us_per_op(api.cpu.etcd),
+                    api.us_per_op(api.cpu.apiserver),
+                    api.us_per_op(api.cpu.client),
+                );
+                raws.push(raw);
+                apis.push(api);
+            }
+            rows.push((proto, concurrency, median_run(raws), median_run(apis)));
         }
-        rows.push((concurrency, median_run(raws), median_run(apis)));
     }
 
     let creates_rss = peak_rss_mib(server.pid());
-    let created: usize = rows.iter().map(|(_, _, api)| api.ops).sum::<usize>() * args.rounds;
+    let created: usize = rows.iter().map(|(_, _, _, api)| api.ops).sum::<usize>() * args.rounds;
 
     // LIST of many objects: fill one namespace, then time consistent and cached lists.
     let ns = "bench-list";
@@ -366,18 +398,19 @@ async fn main() -> anyhow::Result<()> {
     md.push_str("## kube-apiserver creates vs raw etcd\n\n");
     md.push_str(&format!(
         "Measured by `apiserver-bench` (release build) in one run on this machine (2 cores), etcd {} with fsync, \
-         ConfigMaps of {body_len} bytes as sent ({} bytes as stored), HTTPS with a bearer token. Raw etcd = the create \
+         ConfigMaps of {body_len} bytes as sent ({} bytes as stored), HTTPS with a bearer token over HTTP/2 (one multiplexed connection, as kubectl uses) and over HTTP/1.1 (a connection per client, as the Python client uses). Raw etcd = the create \
          transaction the apiserver issues (compare mod_revision == 0, put the stored bytes), from the same number of \
          concurrent clients. {} alternating rounds (raw, apiserver, raw, ...) per row; each column is the median round.\n\n",
         etcd_version(),
         value.len(),
         args.rounds
     ));
-    md.push_str("| clients | raw etcd txn/s | apiserver creates/s | ratio | etcd p50 / p99 ms | apiserver p50 / p99 ms | time in the server, mean ms |\n");
-    md.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (c, raw, api) in &rows {
+    md.push_str("| client protocol | clients | raw etcd txn/s | apiserver creates/s | ratio | etcd p50 / p99 ms | apiserver p50 / p99 ms | time in the server, mean ms |\n");
+    md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (proto, c, raw, api) in &rows {
         md.push_str(&format!(
-            "| {c} | {:.0} | {:.0} | {:.0}% | {} / {} | {} / {} | {:.2} |\n",
+            "| {} | {c} | {:.0} | {:.0} | {:.0}% | {} / {} | {} / {} | {:.2} |\n",
+            proto.label(),
             raw.rate(),
             api.rate(),
             100.0 * api.rate() / raw.rate(),
@@ -392,11 +425,12 @@ async fn main() -> anyhow::Result<()> {
         "\nCPU per create in the same rounds (microseconds of CPU per operation, from /proc; the load generator \
          speaks gRPC to etcd in the raw rounds and HTTPS to the apiserver in the others):\n\n",
     );
-    md.push_str("| clients | raw: etcd | raw: client | apiserver rounds: etcd | apiserver | client |\n");
-    md.push_str("|---:|---:|---:|---:|---:|---:|\n");
-    for (c, raw, api) in &rows {
+    md.push_str("| client protocol | clients | raw: etcd | raw: client | apiserver rounds: etcd | apiserver | client |\n");
+    md.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    for (proto, c, raw, api) in &rows {
         md.push_str(&format!(
-            "| {c} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |\n",
+            "| {} | {c} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |\n",
+            proto.label(),
             raw.us_per_op(raw.cpu.etcd),
             raw.us_per_op(raw.cpu.client),
             api.us_per_op(api.cpu.etcd),
