@@ -153,15 +153,20 @@ fn payload(name: &str) -> serde_json::Value {
     })
 }
 
-/// The bytes the apiserver stores in etcd for a create of [`payload`].
-async fn stored_form(http: &reqwest::Client, url: &str, etcd: &etcd_client::Client) -> anyhow::Result<Vec<u8>> {
-    let ns = "bench-probe";
+async fn create_namespace(http: &reqwest::Client, url: &str, ns: &str) -> anyhow::Result<()> {
     let r = http
         .post(format!("{url}/api/v1/namespaces"))
         .json(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
         .send()
         .await?;
-    anyhow::ensure!(r.status().is_success(), "namespace create: {}", r.status());
+    anyhow::ensure!(r.status().is_success(), "namespace {ns}: {}", r.status());
+    Ok(())
+}
+
+/// The bytes the apiserver stores in etcd for a create of [`payload`].
+async fn stored_form(http: &reqwest::Client, url: &str, etcd: &etcd_client::Client) -> anyhow::Result<Vec<u8>> {
+    let ns = "bench-probe";
+    create_namespace(http, url, ns).await?;
     let r = http.post(format!("{url}/api/v1/namespaces/{ns}/configmaps")).json(&payload("stored-form")).send().await?;
     anyhow::ensure!(r.status().as_u16() == 201, "probe create: {}", r.status());
     // The server's key prefix is unique per run: find the key by its tail.
@@ -249,12 +254,7 @@ async fn main() -> anyhow::Result<()> {
             let ops = if concurrency == 1 { args.ops / 3 } else { args.ops };
             // ConfigMap creates into a namespace of their own.
             let ns = format!("bench-{proto}-{concurrency}");
-            let r = http
-                .post(format!("{url}/api/v1/namespaces"))
-                .json(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-                .send()
-                .await?;
-            anyhow::ensure!(r.status().is_success(), "namespace create: {}", r.status());
+            create_namespace(&http, &url, &ns).await?;
             // Rounds alternate raw etcd and apiserver, so both see the same machine conditions;
             // the report takes the median round of each.
             let (mut raws, mut apis) = (Vec::new(), Vec::new());
@@ -326,10 +326,7 @@ async fn main() -> anyhow::Result<()> {
 
     // LIST of many objects: fill one namespace, then time consistent and cached lists.
     let ns = "bench-list";
-    http.post(format!("{url}/api/v1/namespaces"))
-        .json(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-        .send()
-        .await?;
+    create_namespace(&http, &url, ns).await?;
     {
         let http = http.clone();
         let base = format!("{url}/api/v1/namespaces/{ns}/configmaps");
