@@ -169,6 +169,13 @@ fn held_by(ip: &Value, svc: &Value) -> bool {
         && p["name"] == svc["metadata"]["name"]
 }
 
+/// Whether one of `services` holds the IPAddress `ip`: it points at that Service and the
+/// Service has its address.
+fn held_by_any(ip: &Value, services: &[Value]) -> bool {
+    let name = crate::registry::meta::name(ip);
+    services.iter().any(|s| held_by(ip, s) && cluster_ips(s).iter().any(|c| c == name))
+}
+
 /// A NodePort bitmap as upstream stores it: a big-endian big integer whose bit `i` is port
 /// `base + i` (Go's `big.Int.Bytes()`).
 fn encode_bitmap(base: u16, ports: &BTreeSet<u16>) -> Vec<u8> {
@@ -197,18 +204,13 @@ fn decode_bitmap(base: u16, data: &[u8]) -> BTreeSet<u16> {
     out
 }
 
-/// Parse a stored `RangeAllocation` into the ports it marks used.
-fn decode_range_allocation(bytes: &[u8]) -> Option<BTreeSet<u16>> {
+/// The ports a stored NodePort `RangeAllocation` marks used.
+pub fn range_allocation_ports(bytes: &[u8]) -> Option<BTreeSet<u16>> {
     let v: Value = serde_json::from_slice(bytes).ok()?;
     let (lo, _) = v["range"].as_str()?.split_once('-')?;
     let base: u16 = lo.trim().parse().ok()?;
     let data = base64::engine::general_purpose::STANDARD.decode(v["data"].as_str().unwrap_or("")).ok()?;
     Some(decode_bitmap(base, &data))
-}
-
-/// The ports a stored NodePort `RangeAllocation` marks used.
-pub fn range_allocation_ports(bytes: &[u8]) -> Option<BTreeSet<u16>> {
-    decode_range_allocation(bytes)
 }
 
 /// The stored form of a NodePort `RangeAllocation` over `lo-hi` marking `used`.
@@ -348,6 +350,24 @@ impl ServiceAllocator {
         self.ip_store()?.create(None, obj, &opts).await
     }
 
+    /// Delete the IPAddress `name` if it is still the object with `uid`.
+    async fn delete_ip_object(&self, name: &str, uid: &str) -> Result<(), ApiError> {
+        let opts = DeleteOptions { precondition_uid: Some(uid.to_string()), ..Default::default() };
+        self.ip_store()?.delete(None, name, &opts).await.map(drop)
+    }
+
+    /// Create the IPAddress of `ip` for the stored Service `svc`, and delete it again if `svc`
+    /// no longer holds `ip` (deleted by another server since it was listed). Returns whether
+    /// the address is now recorded; `AlreadyExists` when an IPAddress for `ip` exists.
+    async fn record_ip(&self, services: &Store, svc: &Value, ip: &str) -> Result<bool, ApiError> {
+        let obj = self.create_ip_object(ip, svc).await?;
+        if self.service_holds(services, svc, ip).await? {
+            return Ok(true);
+        }
+        let _ = self.delete_ip_object(ip, crate::registry::meta::uid(&obj)).await;
+        Ok(false)
+    }
+
     /// Claim the requested `ip` for `svc`. Returns whether this call created its IPAddress.
     async fn claim_ip(&self, ip: &str, svc: &Value, dry_run: bool) -> Result<bool, ApiError> {
         let name = svc["metadata"]["name"].as_str().unwrap_or("");
@@ -409,9 +429,8 @@ impl ServiceAllocator {
         let Ok(store) = self.ip_store() else { return };
         match store.get(None, ip).await {
             Ok(cur) if held_by(&cur, svc) => {
-                let opts = DeleteOptions { precondition_uid: Some(crate::registry::meta::uid(&cur).to_string()), ..Default::default() };
-                match store.delete(None, ip, &opts).await {
-                    Ok(_) | Err(ApiError::NotFound(_)) => {}
+                match self.delete_ip_object(ip, crate::registry::meta::uid(&cur)).await {
+                    Ok(()) | Err(ApiError::NotFound(_)) => {}
                     Err(e) => warn!(%ip, error = %e, "releasing ClusterIP"),
                 }
             }
@@ -427,6 +446,19 @@ impl ServiceAllocator {
         range_allocation(self.ports.0, self.ports.1, used)
     }
 
+    /// The stored NodePort bitmap and the ports of this server's range it marks used (ports of
+    /// another `--service-node-port-range` are dropped).
+    async fn read_ports(&self) -> Result<(Option<crate::storage::KeyValue>, BTreeSet<u16>), ApiError> {
+        let kv = self.storage.get(&self.nodeports_key).await.map_err(storage_error)?;
+        let mut used = match &kv {
+            Some(kv) => range_allocation_ports(&kv.value)
+                .ok_or_else(|| ApiError::internal(format!("{} is not a RangeAllocation", self.nodeports_key)))?,
+            None => BTreeSet::new(),
+        };
+        used.retain(|p| (self.ports.0..=self.ports.1).contains(p));
+        Ok((kv, used))
+    }
+
     /// Read-modify-write of the NodePort bitmap by compare-and-swap. `f` changes the set of used
     /// ports (only when it succeeds); nothing is written on a dry run or when nothing changed.
     async fn update_ports<R>(
@@ -435,14 +467,7 @@ impl ServiceAllocator {
         mut f: impl FnMut(&mut BTreeSet<u16>) -> Result<R, PortError>,
     ) -> Result<Result<R, PortError>, ApiError> {
         for _ in 0..CAS_ATTEMPTS {
-            let kv = self.storage.get(&self.nodeports_key).await.map_err(storage_error)?;
-            let mut used: BTreeSet<u16> = match &kv {
-                Some(kv) => decode_range_allocation(&kv.value)
-                    .ok_or_else(|| ApiError::internal(format!("{} is not a RangeAllocation", self.nodeports_key)))?,
-                None => BTreeSet::new(),
-            };
-            // Ports outside this server's range (another --service-node-port-range) are dropped.
-            used.retain(|p| (self.ports.0..=self.ports.1).contains(p));
+            let (kv, mut used) = self.read_ports().await?;
             let before = used.clone();
             let out = match f(&mut used) {
                 Ok(out) => out,
@@ -697,17 +722,9 @@ impl ServiceAllocator {
                 if self.offset(&ip).is_none() {
                     continue;
                 }
-                match self.create_ip_object(&ip, svc).await {
-                    Ok(obj) => {
-                        // The Service may have been deleted (and its address released) by another
-                        // server since it was listed: then this IPAddress must go again.
-                        if self.service_holds(services, svc, &ip).await? {
-                            created += 1;
-                        } else {
-                            let opts = DeleteOptions { precondition_uid: Some(crate::registry::meta::uid(&obj).to_string()), ..Default::default() };
-                            let _ = store.delete(None, &ip, &opts).await;
-                        }
-                    }
+                match self.record_ip(services, svc, &ip).await {
+                    Ok(true) => created += 1,
+                    Ok(false) => {}
                     Err(ApiError::AlreadyExists(_)) => {
                         if let Ok(cur) = store.get(None, &ip).await {
                             if !held_by(&cur, svc) {
@@ -731,7 +748,7 @@ impl ServiceAllocator {
             if ip["metadata"]["labels"][LABEL_MANAGED_BY] != MANAGED_BY || ip["spec"]["parentRef"]["resource"] != "services" {
                 continue;
             }
-            if stored.iter().any(|s| held_by(&ip, s) && cluster_ips(s).contains(&name)) {
+            if held_by_any(&ip, &stored) {
                 continue;
             }
             if age_secs(&ip, now) <= ORPHAN_MIN_AGE_SECS {
@@ -744,8 +761,7 @@ impl ServiceAllocator {
                 continue;
             }
             info!(ip = %name, parent = %p, "deleting IPAddress of a missing Service");
-            let opts = DeleteOptions { precondition_uid: Some(crate::registry::meta::uid(&ip).to_string()), ..Default::default() };
-            let _ = store.delete(None, &name, &opts).await;
+            let _ = self.delete_ip_object(&name, crate::registry::meta::uid(&ip)).await;
         }
 
         // Node ports: mark what stored Services use; if a Service was deleted meanwhile (its
@@ -789,13 +805,7 @@ impl ServiceAllocator {
         let mut report = RepairReport::default();
         // The bitmap is read before the Services are listed, so a port marked after this read
         // is not judged on this pass.
-        let kv = self.storage.get(&self.nodeports_key).await.map_err(storage_error)?;
-        let mut snapshot = match &kv {
-            Some(kv) => decode_range_allocation(&kv.value)
-                .ok_or_else(|| ApiError::internal(format!("{} is not a RangeAllocation", self.nodeports_key)))?,
-            None => BTreeSet::new(),
-        };
-        snapshot.retain(|p| (self.ports.0..=self.ports.1).contains(p));
+        let (_, snapshot) = self.read_ports().await?;
         let stored = services.list_all().await?;
         self.repair_ports(&stored, &snapshot, events, state, &mut report).await?;
         self.repair_ips(services, &stored, events, state, grace, &mut report).await?;
@@ -889,7 +899,7 @@ impl ServiceAllocator {
                 match by_name.get(ip.as_str()) {
                     Some(cur) if held_by(cur, svc) => {}
                     Some(cur) => {
-                        if stored.iter().any(|o| held_by(cur, o) && cluster_ips(o).contains(&ip)) {
+                        if held_by_any(cur, stored) {
                             warn!(%ip, service = %parent_ref(svc), holder = %cur["spec"]["parentRef"], "ClusterIP is assigned to more than one Service");
                             let msg = format!("Cluster IP [IPv4]:{ip} was assigned to multiple services; please recreate service");
                             record_event(events, svc, "Service", "v1", IP_REPAIR_COMPONENT, "ClusterIPAlreadyAllocated", &msg).await;
@@ -897,20 +907,14 @@ impl ServiceAllocator {
                         // Otherwise its IPAddress is an orphan: deleted below once past the grace
                         // period, then recreated for this Service on a later pass.
                     }
-                    None => match self.create_ip_object(&ip, svc).await {
-                        Ok(obj) => {
-                            if self.service_holds(services, svc, &ip).await? {
-                                warn!(%ip, service = %parent_ref(svc), "the ClusterIP is not allocated; repairing");
-                                let msg = format!("Cluster IP [IPv4]: {ip} is not allocated; repairing");
-                                record_event(events, svc, "Service", "v1", IP_REPAIR_COMPONENT, "ClusterIPNotAllocated", &msg).await;
-                                report.ips_recorded.push(ip);
-                            } else {
-                                // The Service was deleted (its address released) since the list.
-                                let opts = DeleteOptions { precondition_uid: Some(meta::uid(&obj).to_string()), ..Default::default() };
-                                let _ = store.delete(None, &ip, &opts).await;
-                            }
+                    None => match self.record_ip(services, svc, &ip).await {
+                        Ok(true) => {
+                            warn!(%ip, service = %parent_ref(svc), "the ClusterIP is not allocated; repairing");
+                            let msg = format!("Cluster IP [IPv4]: {ip} is not allocated; repairing");
+                            record_event(events, svc, "Service", "v1", IP_REPAIR_COMPONENT, "ClusterIPNotAllocated", &msg).await;
+                            report.ips_recorded.push(ip);
                         }
-                        Err(ApiError::AlreadyExists(_)) => {}
+                        Ok(false) | Err(ApiError::AlreadyExists(_)) => {}
                         Err(e) => return Err(e),
                     },
                 }
@@ -926,7 +930,7 @@ impl ServiceAllocator {
                 continue;
             }
             let name = meta::name(ip);
-            if stored.iter().any(|s| held_by(ip, s) && cluster_ips(s).iter().any(|c| c == name)) {
+            if held_by_any(ip, stored) {
                 continue;
             }
             if age_secs(ip, now) <= grace {
@@ -955,9 +959,8 @@ impl ServiceAllocator {
             } else {
                 ("IPAddressNotAllocated", format!("IPAddress {name} appears to have been modified, not referencing a Service {p}: cleaning up"))
             };
-            let opts = DeleteOptions { precondition_uid: Some(uid.clone()), ..Default::default() };
-            match store.delete(None, &name, &opts).await {
-                Ok(_) => {
+            match self.delete_ip_object(&name, &uid).await {
+                Ok(()) => {
                     warn!(ip = %name, parent = %p, "{msg}");
                     record_event(events, ip, "IPAddress", "networking.k8s.io/v1", IP_REPAIR_COMPONENT, reason, &msg).await;
                     report.ips_deleted.push(name);
@@ -1088,7 +1091,7 @@ mod tests {
         a.ip_store().unwrap().delete(None, &ip, &DeleteOptions::default()).await.unwrap();
         let marked = || async {
             let kv = storage.get("/registry/services/nodeports").await.unwrap().unwrap();
-            decode_range_allocation(&kv.value).unwrap()
+            range_allocation_ports(&kv.value).unwrap()
         };
 
         let mut state = RepairState::default();
