@@ -356,15 +356,15 @@ pub fn filter_event(ev: &CachedEvent, matches: impl Fn(&Value) -> bool) -> Optio
         EventType::Added => cur.then(|| (EventType::Added, object.clone())),
         EventType::Deleted => cur.then(|| (EventType::Deleted, object.clone())),
         EventType::Modified => {
-            let prev = ev.prev.as_deref().and_then(CachedObject::value);
-            let was = prev.map(|p| matches(p)).unwrap_or(false);
+            let prev = ev.prev.as_deref();
+            let was = prev.and_then(CachedObject::value).is_some_and(|p| matches(p));
             match (was, cur) {
                 (true, true) => Some((EventType::Modified, object.clone())),
                 (false, true) => Some((EventType::Added, object.clone())),
                 (true, false) => {
-                    let mut old = prev.map(|p| (**p).clone()).unwrap_or(Value::Null);
-                    set_resource_version(&mut old, ev.rv);
-                    Some((EventType::Deleted, Arc::new(old)))
+                    // Its last matching state, at this event's revision.
+                    let old = prev?.at_revision(ev.rv).value()?.clone();
+                    Some((EventType::Deleted, old))
                 }
                 (false, false) => None,
             }
